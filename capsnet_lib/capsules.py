@@ -1,0 +1,113 @@
+"""Capsule layers: squash (Eq. 1), PrimaryCaps, dynamic routing (Procedure 1, Eq. 2-3), DigitCaps.
+
+Shapes use B = batch, I = input (child) capsules, J = output (parent) capsules, D = capsule
+dimension. In the MNIST CapsNet I = 1152 primary capsules, J = 10 digit capsules, D = 8 then 16.
+"""
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def squash(s, dim=-1, eps=1e-8):
+    """Eq. 1: v = |s|^2 / (1 + |s|^2) * s / |s|.
+
+    Keeps the direction of `s` and maps its length into [0, 1). `eps` sits inside the square
+    root, so an all-zero `s` gives v = 0 with a finite gradient (|s| alone has an infinite
+    derivative at 0, which is where public code gets NaN). Computed in float32 whatever the
+    input dtype, so bfloat16 activations do not lose the length's precision.
+    """
+    s = s.float()
+    squared_norm = (s * s).sum(dim=dim, keepdim=True)
+    scale = squared_norm / (1.0 + squared_norm) / torch.sqrt(squared_norm + eps)
+    return scale * s
+
+
+def capsule_length(v, dim=-1, eps=1e-8):
+    """|v| with `eps` inside the square root: finite gradient at v = 0. (B, J, D) -> (B, J)."""
+    v = v.float()
+    return torch.sqrt((v * v).sum(dim=dim) + eps)
+
+
+class PrimaryCaps(nn.Module):
+    """A 9x9 stride-2 convolution whose channels are grouped into capsules.
+
+    The convolution gives num_types * caps_dim channels. Channel t * caps_dim + k is component
+    k of capsule type t, so one capsule is caps_dim channels at one spatial position (a vector
+    *across channels*). Output: (B, num_types * H * W, caps_dim), squashed; 1152 x 8 on MNIST.
+    """
+
+    def __init__(self, in_channels=256, num_types=32, caps_dim=8, kernel_size=9, stride=2):
+        super().__init__()
+        self.num_types, self.caps_dim = num_types, caps_dim
+        self.conv = nn.Conv2d(in_channels, num_types * caps_dim, kernel_size, stride)
+
+    def forward(self, x):
+        u = self.conv(x)                                   # (B, T*D, H, W)
+        B, _, H, W = u.shape
+        # Put channels last, then split them into (type, component). In channels-last memory
+        # the permute is free; the one copy happens in the final reshape.
+        u = u.permute(0, 2, 3, 1).reshape(B, H, W, self.num_types, self.caps_dim)
+        u = u.permute(0, 3, 1, 2, 4).reshape(B, self.num_types * H * W, self.caps_dim)
+        return squash(u)                                   # (B, T*H*W, D) float32
+
+
+def dynamic_routing(u_hat, num_iterations=3, detach=True):
+    """Procedure 1: routing by agreement.
+
+    u_hat: (B, I, J, D) predictions u_hat_j|i of every child i for every parent j.
+    Returns v (B, J, D), the parent capsules, and c (B, I, J), the final coupling coefficients.
+
+    For r iterations:  c_ij = softmax_j(b_ij)             (Eq. 3, over the parents j of child i)
+                       s_j  = sum_i c_ij u_hat_j|i         (Eq. 2)
+                       v_j  = squash(s_j)                  (Eq. 1)
+                       b_ij = b_ij + u_hat_j|i . v_j       (agreement)
+    The logits b start at zero for every call and every example: nothing is shared across the
+    batch. With detach=True the iterations before the last see a detached u_hat, so c is a
+    constant and the gradient reaches u_hat only through the last weighted sum.
+    """
+    if num_iterations < 1:
+        raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
+    if u_hat.dim() != 4:
+        raise ValueError(f"u_hat must be (B, I, J, D), got shape {tuple(u_hat.shape)}")
+    # Work parent-major: u is (B, J, I, D), so each parent's sums over children are contiguous
+    # batched matmuls. DigitCaps builds u_hat in this layout, so this transpose costs no copy.
+    u = u_hat.transpose(1, 2)                              # (B, J, I, D)
+    u_routing = u.detach() if detach else u
+    B, J, I, _ = u.shape
+    b = torch.zeros(B, J, I, device=u.device, dtype=torch.float32)
+    for r in range(num_iterations):
+        last = r == num_iterations - 1
+        u_r = u if last else u_routing
+        c = F.softmax(b, dim=1)                            # (B, J, I): sums to 1 over parents j
+        s = (c.to(u_r.dtype).unsqueeze(2) @ u_r).squeeze(2)   # (B, J, D)
+        v = squash(s)                                      # (B, J, D) float32
+        if not last:
+            agreement = (u_r @ v.to(u_r.dtype).unsqueeze(-1)).squeeze(-1)  # (B, J, I)
+            b = b + agreement.float()
+    return v, c.transpose(1, 2)                            # (B, J, D), (B, I, J)
+
+
+class DigitCaps(nn.Module):
+    """One 16x8 matrix W_ij per (child i, digit j): u_hat_j|i = W_ij u_i (Eq. 2), then routing."""
+
+    def __init__(self, num_in=1152, in_dim=8, num_out=10, out_dim=16, routing_iterations=3):
+        super().__init__()
+        if routing_iterations < 1:
+            raise ValueError(f"routing_iterations must be >= 1, got {routing_iterations}")
+        self.num_in, self.in_dim, self.num_out, self.out_dim = num_in, in_dim, num_out, out_dim
+        self.routing_iterations = routing_iterations
+        # Stored as (I, J*D, in_dim): one batched matmul over i computes all predictions.
+        self.W = nn.Parameter(0.01 * torch.randn(num_in, num_out * out_dim, in_dim))
+
+    def predictions(self, u):
+        """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory."""
+        B = u.shape[0]
+        u = u.to(self.W.dtype)
+        u_hat = self.W @ u.permute(1, 2, 0)                # (I, J*D, in_dim) @ (I, in_dim, B)
+        u_hat = u_hat.view(self.num_in, self.num_out, self.out_dim, B)
+        u_hat = u_hat.permute(3, 1, 0, 2).contiguous()     # (B, J, I, D) in memory
+        return u_hat.transpose(1, 2)                       # (B, I, J, D) view
+
+    def forward(self, u, detach=True):
+        u_hat = self.predictions(u)
+        return dynamic_routing(u_hat, self.routing_iterations, detach=detach)

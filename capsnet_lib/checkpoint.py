@@ -1,0 +1,101 @@
+"""Checkpoints: a model's config and weights (plus, for resuming, the training state).
+
+Loading uses torch.load(weights_only=True): a file can hold tensors, numbers, strings, lists and
+dicts, never code to run. Writes go to a temporary file that is renamed into place, so a run
+killed mid-write leaves the previous checkpoint intact.
+"""
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from .model import CapsNet, CapsNetConfig
+
+FORMAT = "capsnet_lib/checkpoint"
+VERSION = 1
+PRETRAINED_FILE = "capsnet_mnist.pt"
+
+
+@dataclass
+class Checkpoint:
+    model: CapsNet
+    config: dict
+    extra: dict = field(default_factory=dict)   # training state and metadata, as saved
+
+
+def atomic_save(obj, path):
+    """torch.save to a temporary file in the same folder, then rename over `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path, model, dtype=None, **extra):
+    """Save `model`'s config and weights (cast to `dtype`, e.g. torch.float16, if given) and any
+    `extra` entries (tensors, numbers, strings, lists, dicts) to `path`, atomically."""
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu()
+             for k, v in model.state_dict().items()}
+    atomic_save({"format": FORMAT, "version": VERSION, "config": model.config_dict(),
+                 "state_dict": state, "extra": extra}, path)
+
+
+def load_checkpoint(path, model=None, map_location="cpu"):
+    """Load a checkpoint into a new CapsNet built from its config (or into `model`, whose config
+    must match). Returns Checkpoint(model, config, extra); the model's weights are float32."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise ValueError(f"checkpoint {path} is truncated, corrupt or not a checkpoint "
+                         f"(it may also hold objects other than tensors, which are never "
+                         f"unpickled): {str(error).splitlines()[0]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} is not a capsnet_lib checkpoint (no '{FORMAT}' marker)")
+    if payload.get("version") != VERSION:
+        raise ValueError(f"checkpoint {path} has format version {payload.get('version')}, "
+                         f"this capsnet_lib reads version {VERSION}")
+    config = payload["config"]
+    try:
+        CapsNetConfig(**config)
+    except TypeError:
+        raise ValueError(f"checkpoint {path} has an unknown model config {config}") from None
+    if model is None:
+        model = CapsNet(**config)
+    elif model.config_dict() != config:
+        differ = {k: (config.get(k), v) for k, v in model.config_dict().items() if config.get(k) != v}
+        raise ValueError(f"checkpoint {path} is for another configuration: "
+                         + ", ".join(f"{k} is {a} in the file but {b} in the model"
+                                     for k, (a, b) in differ.items()))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint {path} does not fit the model {config}: "
+                         f"{str(error).splitlines()[0]}") from None
+    return Checkpoint(model, config, payload.get("extra", {}))
+
+
+def pretrained_path():
+    return Path(str(resources.files("capsnet_lib") / "pretrained" / PRETRAINED_FILE))
+
+
+def load_pretrained():
+    """The shipped CapsNet trained on MNIST, in eval mode on the CPU (see the README for how)."""
+    path = pretrained_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"the pretrained checkpoint {path} is missing from this install")
+    return load_checkpoint(path).model.eval()

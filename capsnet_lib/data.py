@@ -1,0 +1,112 @@
+"""MNIST as uint8 tensors, the paper's 2-pixel random shift, and the validation split.
+
+The whole of MNIST is 55 MB as uint8, so it is held as one tensor on the training device and
+batches are cut from it with tensor indexing: no DataLoader, no per-image Python.
+"""
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+DATA_ENV_VAR = "CAPSNET_DATA"
+DEFAULT_DATA_ROOT = "data"
+VALIDATION_SIZE = 5000      # the last 5,000 training images; used for model selection only
+SPLITS = ("train", "val", "test")
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def data_root(root=None):
+    """The data root: the argument, else $CAPSNET_DATA, else ./data."""
+    return Path(root or os.environ.get(DATA_ENV_VAR) or DEFAULT_DATA_ROOT)
+
+
+def mnist_is_present(root=None):
+    raw = data_root(root) / "MNIST" / "raw"
+    return all((raw / name).is_file() for name in RAW_FILES)
+
+
+def load_mnist(split, root=None, download=True):
+    """Images (N, 28, 28) uint8 and labels (N,) int64 of one split: train (55,000), val (5,000)
+    or test (10,000). Downloads through torchvision into the root if allowed and missing."""
+    from torchvision.datasets import MNIST
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    root = data_root(root)
+    if not mnist_is_present(root):
+        if not download:
+            raise FileNotFoundError(_missing_message(root))
+        try:
+            MNIST(str(root), train=True, download=True)
+            MNIST(str(root), train=False, download=True)
+        except Exception as error:  # no network, proxy, read-only folder, ...
+            raise FileNotFoundError(f"{_missing_message(root)} The download failed: {error}") from None
+    dataset = MNIST(str(root), train=split != "test", download=False)
+    images, labels = dataset.data, dataset.targets.long()
+    if split == "train":
+        return images[:-VALIDATION_SIZE], labels[:-VALIDATION_SIZE]
+    if split == "val":
+        return images[-VALIDATION_SIZE:], labels[-VALIDATION_SIZE:]
+    return images, labels
+
+
+def _missing_message(root):
+    return (f"MNIST not found: expected the files {', '.join(RAW_FILES)} in {root / 'MNIST' / 'raw'}. "
+            f"Point --data-root or ${DATA_ENV_VAR} at a folder holding MNIST/raw, or run "
+            f"`python -m capsnet_lib.data --data-root {root}` on a machine with internet to download it.")
+
+
+def to_float(images):
+    """uint8 (B, 28, 28) -> float32 (B, 1, 28, 28) in [0, 1]."""
+    return images.unsqueeze(1).float().div_(255.0)
+
+
+def random_shift(images, max_shift=2, generator=None):
+    """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with 0.
+
+    images: (B, H, W) or (B, C, H, W), any dtype. One padded copy and one gather for the batch.
+    """
+    *lead, H, W = images.shape
+    B = images.shape[0]
+    padded = F.pad(images, (max_shift,) * 4)                              # (..., H+2m, W+2m)
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, B), generator=generator, device=images.device)
+    rows = (offsets[0, :, None] + torch.arange(H, device=images.device))[:, :, None]   # (B, H, 1)
+    cols = (offsets[1, :, None] + torch.arange(W, device=images.device))[:, None, :]   # (B, 1, W)
+    batch = torch.arange(B, device=images.device)[:, None, None]
+    if len(lead) == 2:                                                    # (B, C, H, W)
+        return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)
+    return padded[batch, rows, cols]
+
+
+def batches(images, labels, batch_size, shuffle=False, augment=False, generator=None):
+    """Yield (float images (B, 1, 28, 28), labels (B,)) from uint8 tensors on any device."""
+    n = images.shape[0]
+    order = (torch.randperm(n, generator=generator, device=images.device) if shuffle
+             else torch.arange(n, device=images.device))
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size]
+        x = images[index]
+        if augment:
+            x = random_shift(x, generator=generator)
+        yield to_float(x), labels[index]
+
+
+def main(argv=None):
+    """`python -m capsnet_lib.data [--data-root DIR]`: fetch MNIST once (no-op if present)."""
+    import argparse
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data-root", default=None, help=f"default: ${DATA_ENV_VAR} or ./{DEFAULT_DATA_ROOT}")
+    args = parser.parse_args(argv)
+    try:
+        for split in SPLITS:
+            images, _ = load_mnist(split, args.data_root)
+            print(f"{split}: {images.shape[0]} images")
+    except FileNotFoundError as error:
+        raise SystemExit(f"error: {error}")
+    print(f"MNIST ready in {data_root(args.data_root) / 'MNIST' / 'raw'}")
+
+
+if __name__ == "__main__":
+    main()

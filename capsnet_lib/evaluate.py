@@ -1,0 +1,67 @@
+"""`python -m capsnet_lib.evaluate CHECKPOINT`: test accuracy, error count, per-class errors.
+
+The test set is for reporting only; choose checkpoints on the validation split (train.py does).
+"""
+import argparse
+import sys
+
+import torch
+
+from .data import DATA_ENV_VAR, batches, load_mnist
+from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
+from .model import NUM_CLASSES
+
+
+@torch.no_grad()
+def predict(model, images, batch_size=500, precision="fp32"):
+    """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device.
+    The prediction is the longest digit capsule."""
+    was_training = model.training
+    model.eval()
+    predictions = []
+    for x, _ in batches(images, images.new_zeros(images.shape[0]), batch_size):
+        with autocast(x.device, precision):
+            predictions.append(model(x.contiguous(memory_format=torch.channels_last)).lengths.argmax(dim=1))
+    model.train(was_training)
+    return torch.cat(predictions)
+
+
+def error_report(predictions, labels):
+    """{'accuracy', 'errors', 'total', 'errors_per_class': [10 counts by true class]}."""
+    wrong = predictions.cpu() != labels.cpu()
+    per_class = torch.bincount(labels.cpu()[wrong], minlength=NUM_CLASSES)
+    return {"accuracy": 1.0 - wrong.float().mean().item(), "errors": int(wrong.sum()),
+            "total": labels.numel(), "errors_per_class": per_class.tolist()}
+
+
+def main(argv=None):
+    from .checkpoint import load_checkpoint
+
+    p = argparse.ArgumentParser(prog="python -m capsnet_lib.evaluate", description=__doc__)
+    p.add_argument("checkpoint", help="a .pt file written by capsnet_lib (e.g. runs/capsnet/best.pt)")
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--batch-size", type=int, default=500)
+    args = p.parse_args(argv)
+    try:
+        device = pick_device(args.device)
+        precision = resolve_precision(args.precision, device)
+        if device.type == "cpu":
+            tune_cpu_allocator()
+        model = load_checkpoint(args.checkpoint).model.to(device=device, memory_format=torch.channels_last)
+        images, labels = load_mnist(args.split, args.data_root, args.download)
+        report = error_report(predict(model, images.to(device), args.batch_size, precision), labels)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "
+          f"{report['total']} images; {device}, {precision})")
+    print("errors per true class: " + ", ".join(f"{k}: {n}" for k, n in enumerate(report["errors_per_class"])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The CapsNet losses: margin loss (Eq. 4) and the reconstruction loss (Sec. 4.1)."""
+import torch
+import torch.nn.functional as F
+
+RECONSTRUCTION_WEIGHT = 0.0005  # Sec. 4.1: scaled down so it does not dominate the margin loss
+
+
+def margin_loss(lengths, labels, m_pos=0.9, m_neg=0.1, lam=0.5):
+    """Eq. 4: L_k = T_k max(0, m+ - |v_k|)^2 + lam (1 - T_k) max(0, |v_k| - m-)^2.
+
+    lengths: (B, K) capsule lengths; labels: (B,) class indices. Summed over the K classes,
+    averaged over the batch. Both hinges are squared, as in the paper.
+    """
+    lengths = lengths.float()
+    present = F.one_hot(labels, lengths.shape[1]).float()          # T_k, (B, K)
+    loss_present = present * F.relu(m_pos - lengths) ** 2
+    loss_absent = lam * (1.0 - present) * F.relu(lengths - m_neg) ** 2
+    return (loss_present + loss_absent).sum(dim=1).mean()
+
+
+def reconstruction_loss(reconstructions, images):
+    """Sum of squared pixel errors per image (784 terms on MNIST), averaged over the batch.
+
+    Summed, not averaged, over pixels: with a mean the 0.0005 weight would be 784x too weak.
+    """
+    diff = reconstructions.float().flatten(1) - images.float().flatten(1)
+    return (diff * diff).sum(dim=1).mean()
+
+
+def capsnet_loss(output, images, labels, reconstruction_weight=RECONSTRUCTION_WEIGHT):
+    """Margin loss + 0.0005 x reconstruction loss (the latter only if the model has a decoder)."""
+    loss = margin_loss(output.lengths, labels)
+    if output.reconstructions is not None:
+        loss = loss + reconstruction_weight * reconstruction_loss(output.reconstructions, images)
+    return loss

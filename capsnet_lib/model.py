@@ -1,0 +1,137 @@
+"""The assembled CapsNet (Sec. 4, Fig. 1-2), its decoder, and the paper's baseline CNN."""
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .capsules import DigitCaps, PrimaryCaps, capsule_length
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def check_images(images):
+    """Raise a clear error unless `images` is a float tensor of shape (B, 1, 28, 28)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise TypeError(f"images must be floating point in [0, 1], got dtype {images.dtype}; "
+                        "convert uint8 pixels with images.float() / 255")
+    if images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
+        raise ValueError(f"images must have shape (B, 1, 28, 28), got {tuple(images.shape)}")
+
+
+def check_labels(labels, batch_size):
+    """Raise a clear error unless `labels` holds `batch_size` class indices in 0..9."""
+    if not isinstance(labels, torch.Tensor):
+        raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must be an integer tensor of class indices, got dtype {labels.dtype}")
+    if labels.shape != (batch_size,):
+        raise ValueError(f"labels must have shape ({batch_size},) to match the images, "
+                         f"got {tuple(labels.shape)}")
+    # Range check only on the CPU: on a GPU it would force a host sync every step.
+    if labels.device.type == "cpu" and batch_size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
+        raise ValueError(f"labels must be in 0..{NUM_CLASSES - 1}, "
+                         f"got values from {labels.min().item()} to {labels.max().item()}")
+
+
+class Decoder(nn.Module):
+    """Fig. 2: the masked digit capsules (10 x 16) -> 512 -> 1024 -> 784 pixels."""
+
+    def __init__(self, num_caps=NUM_CLASSES, caps_dim=16):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(num_caps * caps_dim, 512), nn.ReLU(inplace=True),
+            nn.Linear(512, 1024), nn.ReLU(inplace=True),
+            nn.Linear(1024, 784), nn.Sigmoid(),
+        )
+
+    def forward(self, digit_caps, labels=None):
+        """digit_caps (B, 10, 16) -> images (B, 1, 28, 28).
+
+        Keeps one capsule and zeroes the rest: the one named by `labels` if given (training
+        uses the true label), else the longest one (the prediction).
+        """
+        if labels is None:
+            labels = capsule_length(digit_caps).argmax(dim=1)
+        mask = F.one_hot(labels, digit_caps.shape[1]).to(digit_caps.dtype)   # (B, 10)
+        pixels = self.net((digit_caps * mask.unsqueeze(-1)).flatten(1))      # (B, 784)
+        return pixels.view(-1, *IMAGE_SHAPE)
+
+
+@dataclass
+class CapsNetConfig:
+    routing_iterations: int = 3
+    reconstruction: bool = True
+
+
+@dataclass
+class CapsNetOutput:
+    digit_caps: torch.Tensor                 # (B, 10, 16) float32
+    lengths: torch.Tensor                    # (B, 10) float32, class "probabilities"
+    coupling: torch.Tensor                   # (B, 1152, 10) coupling coefficients c_ij
+    reconstructions: Optional[torch.Tensor]  # (B, 1, 28, 28), None without a decoder
+
+
+class CapsNet(nn.Module):
+    """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D) -> DigitCaps (10 of 16D)."""
+
+    def __init__(self, routing_iterations=3, reconstruction=True):
+        super().__init__()
+        if not isinstance(routing_iterations, int) or routing_iterations < 1:
+            raise ValueError(f"routing_iterations must be an integer >= 1, got {routing_iterations!r}")
+        self.config = CapsNetConfig(routing_iterations, bool(reconstruction))
+        self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
+        self.primary_caps = PrimaryCaps()
+        self.digit_caps = DigitCaps(routing_iterations=routing_iterations)
+        self.decoder = Decoder() if reconstruction else None
+
+    def forward(self, images, labels=None):
+        check_images(images)
+        if labels is not None:
+            check_labels(labels, images.shape[0])
+        x = F.relu(self.conv1(images))                      # (B, 256, 20, 20)
+        u = self.primary_caps(x)                            # (B, 1152, 8)
+        v, c = self.digit_caps(u)                           # (B, 10, 16), (B, 1152, 10)
+        lengths = capsule_length(v)                         # (B, 10)
+        reconstructions = self.decoder(v, labels) if self.decoder is not None else None
+        return CapsNetOutput(v, lengths, c, reconstructions)
+
+    def decode(self, digit_caps, labels=None):
+        """Reconstruct images from any (e.g. perturbed) digit capsules (B, 10, 16) (Fig. 4)."""
+        if self.decoder is None:
+            raise ValueError("this CapsNet was built with reconstruction=False and has no decoder")
+        if digit_caps.dim() != 3 or tuple(digit_caps.shape[1:]) != (NUM_CLASSES, 16):
+            raise ValueError(f"digit_caps must have shape (B, 10, 16), got {tuple(digit_caps.shape)}")
+        if labels is not None:
+            check_labels(labels, digit_caps.shape[0])
+        return self.decoder(digit_caps, labels)
+
+    def config_dict(self):
+        return asdict(self.config)
+
+
+class BaselineCNN(nn.Module):
+    """Sec. 5 baseline: conv 256, 256, 128 (5x5, stride 1); FC 328, 192; dropout; 10-way softmax.
+
+    'Same' padding and no pooling give the paper's 35.4M parameters. forward returns logits.
+    """
+
+    def __init__(self, dropout=0.5):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, 256, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 5, padding=2), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 128, 5, padding=2), nn.ReLU(inplace=True),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(128 * 28 * 28, 328), nn.ReLU(inplace=True),
+            nn.Linear(328, 192), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(192, 10),
+        )
+
+    def forward(self, images):
+        check_images(images)
+        return self.classifier(self.features(images))
