@@ -103,9 +103,12 @@ class DigitCaps(nn.Module):
         """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory."""
         B = u.shape[0]
         u = u.to(self.W.dtype)
-        u_hat = self.W @ u.permute(1, 2, 0)                # (I, J*D, in_dim) @ (I, in_dim, B)
-        u_hat = u_hat.view(self.num_in, self.num_out, self.out_dim, B)
-        u_hat = u_hat.permute(3, 1, 0, 2).contiguous()     # (B, J, I, D) in memory
+        u_hat = u.permute(1, 0, 2) @ self.W.transpose(1, 2)   # (I, B, in) @ (I, in, J*D) -> (I, B, J*D)
+        u_hat = u_hat.view(self.num_in, B, self.num_out, self.out_dim)
+        # One copy into the parent-major layout routing wants. Its innermost dimension (D) is
+        # contiguous in the source too, so it moves whole rows: measured 2x faster (u_hat +
+        # routing, forward and backward, bf16) than building (I, J*D, B) and transposing.
+        u_hat = u_hat.permute(1, 2, 0, 3).contiguous()     # (B, J, I, D) in memory
         return u_hat.transpose(1, 2)                       # (B, I, J, D) view
 
     def forward(self, u, detach=True):

@@ -1,0 +1,190 @@
+"""Training-step and inference speed of CapsNet, batch 128, on the current device.
+
+    python benchmarks/train_step.py [--device auto] [--steps 10] [--with-compile]
+
+Each row runs in its own Python process (allocator settings and thread pools do not leak
+between rows) and is compared with the plain float32 step of benchmarks/plain_capsnet.py
+measured in the same run: machines are noisy, ratios hold. GFLOP/s counts the model's
+arithmetic (1.2 GFLOP per image per training step, 0.4 forward) and is set against the
+matmul peaks measured at the start of the run.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+FORWARD_GFLOP = (20 * 20 * 256 * 81 + 6 * 6 * 256 * 256 * 81 + 1152 * 10 * 16 * 8
+                 + 160 * 512 + 512 * 1024 + 1024 * 784) * 2 / 1e9          # 0.405 per image
+TRAIN_GFLOP = 3 * FORWARD_GFLOP                                              # forward + backward
+CONV_GFLOP = 3 * 6 * 6 * 256 * 256 * 81 * 2 / 1e9                            # PrimaryCaps conv, fwd+bwd
+
+# name: (what it measures, settings); "default" is exactly what `python -m capsnet_lib.train` runs.
+VARIANTS = {
+    "plain-fp32":       ("plain float32 step (benchmarks/plain_capsnet.py)", {}),
+    "lib-fp32":         ("capsnet_lib, fp32, contiguous, plain Adam", dict(precision="fp32")),
+    "lib-fp32-fast":    ("capsnet_lib, fp32 + channels-last + fused Adam + allocator",
+                         dict(precision="fp32", channels_last=True, fused=True, allocator=True)),
+    "lib-bf16":         ("capsnet_lib, bf16 autocast", dict(precision="bf16")),
+    "lib-bf16-cl":      ("  + channels-last", dict(precision="bf16", channels_last=True)),
+    "lib-bf16-cl-fused": ("  + fused Adam", dict(precision="bf16", channels_last=True, fused=True)),
+    "default":          ("  + allocator = the default (precision auto)", dict(default=True)),
+    "default-compile":  ("default + torch.compile", dict(default=True, compile=True)),
+    "conv-bound":       ("PrimaryCaps conv alone, fwd+bwd (the bound)", dict(conv_only=True)),
+    "infer-plain":      ("inference, plain fp32 forward (batch 500)", dict(inference=True, plain=True)),
+    "infer-default":    ("inference, capsnet_lib default (batch 500)", dict(inference=True, default=True)),
+}
+
+
+def timed(fn, steps, device, warmup=3):
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
+
+
+def matmul_peak(dtype, device, n=2048):
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    seconds = timed(lambda: a @ b, 10 if device.type == "cpu" else 100, device)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def run_variant(name, device, steps):
+    """Measure one row in this process; returns images/s and the precision used."""
+    from capsnet_lib import CapsNet, capsnet_loss, resolve_precision
+    from capsnet_lib.device import autocast, tune_cpu_allocator
+    from capsnet_lib.train import TrainConfig, make_optimizer, prepare_model, train_step
+    from plain_capsnet import PlainCapsNet, plain_loss
+
+    s = VARIANTS[name][1]
+    torch.manual_seed(0)
+    batch = 500 if s.get("inference") else 128
+    images = torch.rand(batch, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
+    precision = resolve_precision("auto" if s.get("default") or s.get("conv_only") else s.get("precision", "fp32"), device)
+    if (s.get("default") or s.get("allocator")) and device.type == "cpu":
+        tune_cpu_allocator()
+    if name in ("plain-fp32", "infer-plain"):
+        model = PlainCapsNet().to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        precision = "fp32"
+
+        def step():
+            lengths, recon = model(images, labels)
+            loss = plain_loss(lengths, recon, images, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        run = (lambda: torch.no_grad()(model)(images)) if s.get("inference") else step
+    elif s.get("conv_only"):
+        conv = prepare_model(CapsNet(), device).primary_caps.conv
+        x = torch.randn(batch, 256, 20, 20, device=device).contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+
+        def run():
+            with autocast(device, precision):
+                out = conv(x)
+            out.float().sum().backward()
+    else:
+        fast = s.get("default") or s.get("channels_last")
+        model = prepare_model(CapsNet(), device) if fast else CapsNet().to(device)
+        if fast:
+            images = images.contiguous(memory_format=torch.channels_last)
+        if s.get("default"):
+            optimizer, _ = make_optimizer(model, TrainConfig(), device)
+        else:
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=bool(s.get("fused")))
+        step_fn = torch.compile(train_step) if s.get("compile") else train_step
+        if s.get("inference"):
+            model.eval()
+
+            @torch.no_grad()
+            def run():
+                with autocast(device, precision):
+                    model(images)
+        else:
+            run = lambda: step_fn(model, optimizer, images, labels, precision)
+    compile_seconds = None
+    if s.get("compile"):
+        start = time.perf_counter()
+        run()
+        compile_seconds = time.perf_counter() - start
+    seconds = timed(run, steps, device)
+    return {"images_per_second": batch / seconds, "precision": precision, "compile_seconds": compile_seconds}
+
+
+def in_subprocess(args_list):
+    result = subprocess.run([sys.executable, __file__] + args_list, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    from capsnet_lib import pick_device
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 10 on CPU, 50 on GPU)")
+    parser.add_argument("--with-compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--peaks", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    steps = args.steps or (10 if device.type == "cpu" else 50)
+    if args.peaks:
+        print(json.dumps({"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}))
+        return
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, device, steps)))
+        return
+
+    common = ["--device", str(device), "--steps", str(steps)]
+    peaks = in_subprocess(common + ["--peaks"])
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 128 "
+          f"(inference 500), {steps} timed steps per row")
+    print(f"measured matmul peaks: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    rows = {}
+    for name in VARIANTS:
+        if name == "default-compile" and not args.with_compile:
+            continue
+        rows[name] = in_subprocess(common + ["--variant", name])
+    print(f"{'variant':<19} {'what':<52} {'prec':<5} {'images/s':>9} {'x plain':>8} {'GFLOP/s':>8} {'% peak':>7}")
+    for name, row in rows.items():
+        what = VARIANTS[name][0]
+        if "error" in row:
+            print(f"{name:<19} {what:<52} failed: {row['error']}")
+            continue
+        ips = row["images_per_second"]
+        inference = name.startswith("infer")
+        baseline = rows["infer-plain" if inference else "plain-fp32"].get("images_per_second", float("nan"))
+        gflop = CONV_GFLOP if name == "conv-bound" else FORWARD_GFLOP if inference else TRAIN_GFLOP
+        achieved = ips * gflop
+        note = f"  (compiled in {row['compile_seconds']:.0f} s)" if row.get("compile_seconds") else ""
+        print(f"{name:<19} {what:<52} {row['precision']:<5} {ips:9.1f} {ips / baseline:7.2f}x "
+              f"{achieved:8.0f} {100 * achieved / peaks[row['precision']]:6.0f}%{note}")
+    if not args.with_compile:
+        print(f"{'default-compile':<19} not run: add --with-compile (compiling takes tens of seconds)")
+    default, bound = rows["default"]["images_per_second"], rows["conv-bound"]["images_per_second"]
+    print(f"\ndefault step reaches {100 * default / bound:.0f}% of the PrimaryCaps-convolution bound "
+          f"({default:.0f} of {bound:.0f} images/s)")
+    print(f"inference speed-up over plain fp32: "
+          f"{rows['infer-default']['images_per_second'] / rows['infer-plain']['images_per_second']:.2f}x")
+    print(f"train speed-up over plain fp32: {default / rows['plain-fp32']['images_per_second']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
