@@ -7,6 +7,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .strided_conv import strided_conv2d
+
 
 def squash(s, dim=-1, eps=1e-8):
     """Eq. 1: v = |s|^2 / (1 + |s|^2) * s / |s|.
@@ -42,7 +44,17 @@ class PrimaryCaps(nn.Module):
         self.conv = nn.Conv2d(in_channels, num_types * caps_dim, kernel_size, stride)
 
     def forward(self, x):
-        u = self.conv(x)                                   # (B, T*D, H, W)
+        return self.to_capsules(self.convolve(x))
+
+    def convolve(self, x):
+        """(B, in_channels, 20, 20) -> (B, T*D, 6, 6)."""
+        conv = self.conv
+        if x.device.type == "cpu" and conv.padding == (0, 0) and conv.stride[0] == conv.stride[1] > 1:
+            return strided_conv2d(x, conv.weight, conv.bias, conv.stride[0])   # faster backward on CPU
+        return conv(x)
+
+    def to_capsules(self, u):
+        """Conv output (B, T*D, H, W) -> squashed capsules (B, T*H*W, D)."""
         B, _, H, W = u.shape
         # Put channels last, then split them into (type, component). In channels-last memory
         # the permute is free; the one copy happens in the final reshape.

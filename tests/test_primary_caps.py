@@ -29,10 +29,9 @@ def test_primary_caps_groups_channels_at_one_position(seeded):
 def test_perturbing_one_position_changes_only_capsules_at_that_position(seeded):
     layer = PrimaryCaps()
     conv_out = torch.randn(1, 256, 6, 6)
-    layer.conv.forward = lambda x: x           # feed the "conv output" in directly
-    before = layer(conv_out.clone())
+    before = layer.to_capsules(conv_out.clone())
     conv_out[0, :, 2, 4] += 1.0                # every channel at position (2, 4)
-    changed = (layer(conv_out) - before).abs().sum(-1)[0] > 0      # (1152,)
+    changed = (layer.to_capsules(conv_out) - before).abs().sum(-1)[0] > 0      # (1152,)
     position = torch.arange(1152) % 36                             # (type, y, x) order
     assert changed.sum() == 32, f"expected 32 capsules (one per type) to change, got {int(changed.sum())}"
     assert (position[changed] == 2 * 6 + 4).all()

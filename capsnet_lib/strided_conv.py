@@ -1,0 +1,57 @@
+"""A strided convolution whose input gradient is computed as stride^2 ordinary convolutions.
+
+Why: on CPU, oneDNN's backward-data pass of the PrimaryCaps convolution (256 -> 256, 9x9,
+stride 2) runs at well under half the speed of its forward pass, for the same arithmetic.
+The input gradient of a stride-s convolution splits by the parity of the output pixel
+("polyphase"): pixels (s*a + p, s*b + q) only receive taps w[:, :, p::s, q::s], so
+
+    grad_x[:, :, p::s, q::s] = conv2d(grad_out, flip(w[:, :, p::s, q::s]) with in/out swapped,
+                                      padding = taps - 1)                 (a "full" convolution)
+
+Those are forward convolutions, which oneDNN runs fast: measured 165 ms -> 82 ms per batch of
+128 in bf16 on a 2-core AMX machine. The weight gradient keeps PyTorch's own kernel (the same
+trick gave it nothing).
+"""
+import torch
+import torch.nn.functional as F
+
+
+def polyphase_grad_input(grad_out, weight, stride, input_shape):
+    """Gradient of conv2d(x, weight, stride=stride) (no padding) with respect to x."""
+    grad_x = grad_out.new_zeros(input_shape).contiguous(memory_format=torch.channels_last)
+    for p in range(stride):
+        for q in range(stride):
+            taps = weight[:, :, p::stride, q::stride]                   # (O, C, kh, kw)
+            kh, kw = taps.shape[2:]
+            kernel = taps.flip(2, 3).transpose(0, 1).contiguous(memory_format=torch.channels_last)
+            phase = F.conv2d(grad_out, kernel, padding=(kh - 1, kw - 1))    # (B, C, Ho+kh-1, Wo+kw-1)
+            grad_x[:, :, p::stride, q::stride][:, :, :phase.shape[2], :phase.shape[3]] = phase
+    return grad_x
+
+
+class _StridedConv2d(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, bias, stride):
+        ctx.save_for_backward(x, weight)
+        ctx.stride, ctx.has_bias = stride, bias is not None
+        return F.conv2d(x, weight, bias, stride)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        s = ctx.stride
+        grad_x = polyphase_grad_input(grad_out, weight, s, x.shape) if ctx.needs_input_grad[0] else None
+        _, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_out, x, weight, [weight.shape[0]], [s, s], [0, 0], [1, 1], False, [0, 0], 1,
+            [False, ctx.needs_input_grad[1], ctx.has_bias and ctx.needs_input_grad[2]])
+        return grad_x, grad_w, grad_b, None
+
+
+def strided_conv2d(x, weight, bias, stride):
+    """conv2d(x, weight, bias, stride) with the polyphase input gradient; autocast-aware."""
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        x, weight = x.to(dtype), weight.to(dtype)
+        bias = bias.to(dtype) if bias is not None else None
+    return _StridedConv2d.apply(x, weight, bias, stride)
