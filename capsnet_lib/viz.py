@@ -6,7 +6,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import torch
 
-PERTURBATION_STEPS = torch.linspace(-0.25, 0.25, 11)   # Fig. 4: steps of 0.05 in [-0.25, 0.25]
+PERTURBATION_STEPS = torch.arange(-5, 6) * 0.05   # Fig. 4: steps of 0.05 in [-0.25, 0.25], 0 exactly
 
 
 @torch.no_grad()
