@@ -30,7 +30,7 @@ class PlainCapsNet(nn.Module):
         u = squash(u)
         u_hat = torch.einsum("ijdk,bik->bijd", self.W[0], u)          # (B, 1152, 10, 16)
         u_detached = u_hat.detach()
-        b = torch.zeros(B, 1152, 10)
+        b = torch.zeros(B, 1152, 10, device=x.device)
         for r in range(3):
             c = F.softmax(b, dim=2)
             uh = u_hat if r == 2 else u_detached

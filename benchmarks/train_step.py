@@ -164,6 +164,7 @@ def main():
         if name == "default-compile" and not args.with_compile:
             continue
         rows[name] = in_subprocess(common + ["--variant", name])
+    speed = lambda name: rows.get(name, {}).get("images_per_second", float("nan"))
     print(f"{'variant':<19} {'what':<58} {'prec':<5} {'images/s':>9} {'x plain':>8} {'GFLOP/s':>8} {'% peak':>7}")
     for name, row in rows.items():
         what = VARIANTS[name][0]
@@ -172,7 +173,7 @@ def main():
             continue
         ips = row["images_per_second"]
         inference = name.startswith("infer")
-        baseline = rows["infer-plain" if inference else "plain-fp32"].get("images_per_second", float("nan"))
+        baseline = speed("infer-plain" if inference else "plain-fp32")
         gflop = CONV_GFLOP if name.startswith("conv-bound") else FORWARD_GFLOP if inference else TRAIN_GFLOP
         achieved = ips * gflop
         note = f"  (compiled in {row['compile_seconds']:.0f} s)" if row.get("compile_seconds") else ""
@@ -180,14 +181,12 @@ def main():
               f"{achieved:8.0f} {100 * achieved / peaks[row['precision']]:6.0f}%{note}")
     if not args.with_compile:
         print(f"{'default-compile':<19} not run: add --with-compile (compiling takes tens of seconds)")
-    default = rows["default"]["images_per_second"]
     print()
     for name in ("conv-bound", "conv-bound-native"):
-        bound = rows[name]["images_per_second"]
-        print(f"default step reaches {100 * default / bound:.0f}% of {name} ({default:.0f} of {bound:.0f} images/s)")
-    print(f"inference speed-up over plain fp32: "
-          f"{rows['infer-default']['images_per_second'] / rows['infer-plain']['images_per_second']:.2f}x")
-    print(f"train speed-up over plain fp32: {default / rows['plain-fp32']['images_per_second']:.2f}x")
+        print(f"default step reaches {100 * speed('default') / speed(name):.0f}% of {name} "
+              f"({speed('default'):.0f} of {speed(name):.0f} images/s)")
+    print(f"inference speed-up over plain fp32: {speed('infer-default') / speed('infer-plain'):.2f}x")
+    print(f"train speed-up over plain fp32: {speed('default') / speed('plain-fp32'):.2f}x")
 
 
 if __name__ == "__main__":
