@@ -5,7 +5,9 @@ dicts, never code to run. Writes go to a temporary file that is renamed into pla
 killed mid-write leaves the previous checkpoint intact.
 """
 import os
+import pickle
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -57,12 +59,17 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):       # torch.save writes a zip archive
+        raise ValueError(f"checkpoint {path} is truncated, corrupt or not a checkpoint "
+                         "(it is not a PyTorch zip archive)")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"checkpoint {path} holds Python objects other than tensors and plain data; "
+                         "capsnet_lib never unpickles those, because they can run code") from None
     except Exception as error:
-        raise ValueError(f"checkpoint {path} is truncated, corrupt or not a checkpoint "
-                         f"(it may also hold objects other than tensors, which are never "
-                         f"unpickled): {str(error).splitlines()[0]}") from None
+        raise ValueError(f"checkpoint {path} is truncated, corrupt or not a checkpoint: "
+                         f"{str(error).splitlines()[0]}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not a capsnet_lib checkpoint (no '{FORMAT}' marker)")
     if payload.get("version") != VERSION:

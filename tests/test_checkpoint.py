@@ -41,8 +41,14 @@ def test_a_file_with_code_in_it_is_refused(tmp_path):
         def __reduce__(self):
             return (print, ("this must never run",))
     torch.save({"format": checkpoint.FORMAT, "payload": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(ValueError, match="evil.pt is truncated, corrupt or not a checkpoint"):
+    with pytest.raises(ValueError, match="evil.pt holds Python objects other than tensors"):
         load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_a_file_that_is_not_a_checkpoint_gets_a_clear_error(tmp_path):
+    (tmp_path / "notes.pt").write_text("these are notes, not weights")
+    with pytest.raises(ValueError, match="notes.pt is truncated, corrupt or not a checkpoint"):
+        load_checkpoint(tmp_path / "notes.pt")
 
 
 def test_a_plain_state_dict_is_not_mistaken_for_a_checkpoint(tmp_path, seeded):
