@@ -10,7 +10,6 @@ matmul peaks measured at the start of the run.
 """
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -65,7 +64,7 @@ def matmul_peak(dtype, device, n=2048):
 
 def run_variant(name, device, steps):
     """Measure one row in this process; returns images/s and the precision used."""
-    from capsnet_lib import CapsNet, capsnet_loss, resolve_precision
+    from capsnet_lib import CapsNet, resolve_precision
     from capsnet_lib.device import autocast, tune_cpu_allocator
     from capsnet_lib.train import TrainConfig, make_optimizer, prepare_model, train_step
     from plain_capsnet import PlainCapsNet, plain_loss

@@ -1,5 +1,4 @@
 """The CapsNet losses: margin loss (Eq. 4) and the reconstruction loss (Sec. 4.1)."""
-import torch
 import torch.nn.functional as F
 
 RECONSTRUCTION_WEIGHT = 0.0005  # Sec. 4.1: scaled down so it does not dominate the margin loss

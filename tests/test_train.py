@@ -89,7 +89,7 @@ def test_train_cli_reports_a_missing_data_root_in_one_line(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert f"error: MNIST not found: expected the files" in result.stderr
+    assert "error: MNIST not found: expected the files" in result.stderr
 
 
 @pytest.mark.parametrize("argv, message", [
