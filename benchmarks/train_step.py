@@ -27,7 +27,7 @@ CONV_GFLOP = 3 * 6 * 6 * 256 * 256 * 81 * 2 / 1e9                            # P
 
 # name: (what it measures, settings); "default" is exactly what `python -m capsnet_lib.train` runs.
 VARIANTS = {
-    "plain-fp32":       ("plain float32 step (benchmarks/plain_capsnet.py)", {}),
+    "plain-fp32":       ("plain float32 step (benchmarks/plain_capsnet.py)", dict(plain=True)),
     "lib-fp32":         ("capsnet_lib, fp32, contiguous, plain Adam", dict(precision="fp32")),
     "lib-fp32-fast":    ("capsnet_lib, fp32 + channels-last + fused Adam + allocator",
                          dict(precision="fp32", channels_last=True, fused=True, allocator=True)),
@@ -77,7 +77,7 @@ def run_variant(name, device, steps):
     precision = resolve_precision("auto" if s.get("default") or s.get("conv_only") else s.get("precision", "fp32"), device)
     if (s.get("default") or s.get("allocator")) and device.type == "cpu":
         tune_cpu_allocator()
-    if name in ("plain-fp32", "infer-plain"):
+    if s.get("plain"):
         model = PlainCapsNet().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
         precision = "fp32"

@@ -70,13 +70,14 @@ def image_png(image, scale=8):
     return buffer.getvalue()
 
 
-def perturbation_panel(model, images, labels, slider_range=0.25, slider_step=0.01):
+def perturbation_panel(model, images, labels, **options):
     """The Fig. 4 slider panel: pick a digit, drag 16 sliders, watch the reconstruction.
 
-    model: a CapsNet with a decoder; images (N, 1, 28, 28), labels (N,). Returns a
-    PerturbationPanel, an ipywidgets VBox that displays itself and can be driven from code.
+    model: a CapsNet with a decoder; images (N, 1, 28, 28), labels (N,); options: slider_range
+    (default 0.25, as in the paper) and slider_step. Returns a PerturbationPanel, an ipywidgets
+    VBox that displays itself and can be driven from code.
     """
-    return PerturbationPanel(model, images, labels, slider_range, slider_step)
+    return PerturbationPanel(model, images, labels, **options)
 
 
 class PerturbationPanel(widgets.VBox):
@@ -84,27 +85,26 @@ class PerturbationPanel(widgets.VBox):
     and its reconstruction side by side, and a reset button."""
 
     def __init__(self, model, images, labels, slider_range=0.25, slider_step=0.01):
-        w = widgets
         if model.decoder is None:
             raise ValueError("the perturbation panel needs a CapsNet with a decoder")
         self.model, self.images, self.labels = model.eval(), images, labels
-        self.digit = w.IntSlider(value=0, min=0, max=images.shape[0] - 1, description="test digit")
-        self.sliders = [w.FloatSlider(value=0.0, min=-slider_range, max=slider_range, step=slider_step,
+        self.digit = widgets.IntSlider(value=0, min=0, max=images.shape[0] - 1, description="test digit")
+        self.sliders = [widgets.FloatSlider(value=0.0, min=-slider_range, max=slider_range, step=slider_step,
                                       description=f"dim {d}", continuous_update=True, readout_format="+.2f")
                         for d in range(16)]
-        self.reset_button = w.Button(description="reset", icon="undo")
-        self.input_image = w.Image(format="png", width=168, height=168)
-        self.image = w.Image(format="png", width=168, height=168)
-        self.caption = w.HTML()
+        self.reset_button = widgets.Button(description="reset", icon="undo")
+        self.input_image = widgets.Image(format="png", width=168, height=168)
+        self.image = widgets.Image(format="png", width=168, height=168)
+        self.caption = widgets.HTML()
         self._resetting = False
         self.digit.observe(lambda change: self.select(change["new"]), names="value")
         for slider in self.sliders:
             slider.observe(lambda change: self._resetting or self.redraw(), names="value")
         self.reset_button.on_click(lambda button: self.reset())
-        grid = w.GridBox(self.sliders, layout=w.Layout(grid_template_columns="repeat(2, 330px)"))
-        pictures = w.HBox([w.VBox([w.HTML("<b>input</b>"), self.input_image]),
-                           w.VBox([w.HTML("<b>reconstruction</b>"), self.image])])
-        super().__init__([w.HBox([self.digit, self.reset_button]), self.caption, pictures, grid])
+        grid = widgets.GridBox(self.sliders, layout=widgets.Layout(grid_template_columns="repeat(2, 330px)"))
+        pictures = widgets.HBox([widgets.VBox([widgets.HTML("<b>input</b>"), self.input_image]),
+                           widgets.VBox([widgets.HTML("<b>reconstruction</b>"), self.image])])
+        super().__init__([widgets.HBox([self.digit, self.reset_button]), self.caption, pictures, grid])
         self.select(0)
 
     @torch.no_grad()
