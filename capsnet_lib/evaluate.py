@@ -7,21 +7,22 @@ import sys
 
 import torch
 
-from .data import DATA_ENV_VAR, batches, load_mnist
+from .data import DATA_ENV_VAR, load_mnist, to_float
 from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
 from .model import NUM_CLASSES
 
 
 @torch.no_grad()
 def predict(model, images, batch_size=500, precision="fp32"):
-    """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device.
-    The prediction is the longest digit capsule."""
+    """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device: the longest
+    digit capsule of each."""
     was_training = model.training
     model.eval()
     predictions = []
-    for x, _ in batches(images, images.new_zeros(images.shape[0]), batch_size):
+    for start in range(0, images.shape[0], batch_size):
+        x = to_float(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
         with autocast(x.device, precision):
-            predictions.append(model(x.contiguous(memory_format=torch.channels_last)).lengths.argmax(dim=1))
+            predictions.append(model(x).lengths.argmax(dim=1))
     model.train(was_training)
     return torch.cat(predictions)
 

@@ -10,6 +10,7 @@ import csv
 import io
 import math
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, batches, load_mnist
 from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
@@ -24,7 +26,9 @@ from .evaluate import predict
 from .losses import capsnet_loss
 from .model import CapsNet
 
-METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second")
+METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
+           "val_seconds")
+_seed_lock = threading.Lock()
 
 
 @dataclass
@@ -60,6 +64,7 @@ class TrainConfig:
 
 
 def make_optimizer(model, config, device):
+    """Adam and its schedule lr = lr0 * decay ** (step / decay_steps), stepped once per batch."""
     # The fused Adam kernel updates all parameters in one pass (CPU and CUDA).
     fused = device.type in ("cpu", "cuda")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
@@ -67,13 +72,15 @@ def make_optimizer(model, config, device):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
-def train_step(model, optimizer, images, labels, precision):
-    """One step: forward (3 routing iterations), margin + 0.0005 x reconstruction loss, Adam."""
+def train_step(model, optimizer, images, labels, precision, loss_weight=1.0):
+    """One step: forward (with the model's routing iterations), margin + 0.0005 x reconstruction
+    loss, Adam. `loss_weight` scales the loss for backward (a process's share in data-parallel
+    training); the returned loss is unscaled."""
     with autocast(images.device, precision):
         output = model(images, labels)
         loss = capsnet_loss(output, images, labels)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * loss_weight if loss_weight != 1.0 else loss).backward()
     optimizer.step()
     return loss.detach()
 
@@ -95,16 +102,30 @@ def write_metrics(history, path):
 
 def run_training(config, on_epoch_end=None):
     """Train as `config` says; returns the metrics history (a list of dicts, one per epoch).
-    `on_epoch_end(row)` is called after each epoch (the training notebook draws curves there)."""
+    `on_epoch_end(row)` is called after each epoch (the training notebook draws curves there).
+
+    Under torchrun (WORLD_SIZE > 1) every process runs this; see distributed.py."""
     config.check()
     device = pick_device(config.device)
+    parallel = distributed.world_size() > 1
+    if parallel:
+        device = distributed.join(device)
+    try:
+        return _train(config, device, parallel, on_epoch_end)
+    finally:
+        if parallel:
+            distributed.leave()
+
+
+def _train(config, device, parallel, on_epoch_end):
     precision = resolve_precision(config.precision, device)
+    main_process = distributed.is_main_process()
     if device.type == "cpu":
         tune_cpu_allocator()
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(config.seed)
-    model = prepare_model(CapsNet(config.routing_iterations, config.reconstruction), device)
+    with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
+        torch.manual_seed(config.seed)
+        model = prepare_model(CapsNet(config.routing_iterations, config.reconstruction), device)
     optimizer, schedule = make_optimizer(model, config, device)
     history, step, start_epoch, best = [], 0, 0, -1.0
     if config.resume and (out / "last.pt").is_file():
@@ -112,50 +133,96 @@ def run_training(config, on_epoch_end=None):
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         history, step, start_epoch, best = state["history"], state["step"], state["epoch"], state["best"]
-    print(f"training on {device} in {precision} (asked: {config.precision}); "
-          f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
+    if main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"training on {device} in {precision} (asked: {config.precision})"
+              f"{f', {distributed.world_size()} processes' if parallel else ''}; "
+              f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
 
     train_x, train_y = (t[:config.train_limit].to(device) for t in load_mnist("train", config.data_root, config.download))
     val_x, val_y = (t[:config.val_limit].to(device) for t in load_mnist("val", config.data_root, config.download))
-    steps_per_epoch = math.ceil(train_x.shape[0] / config.batch_size)
+    if parallel:
+        check_shardable(train_x.shape[0], config.batch_size, distributed.world_size())
+    trained = torch.nn.parallel.DistributedDataParallel(model) if parallel else model
     for epoch in range(start_epoch, config.epochs):
         if config.max_steps is not None and step >= config.max_steps:
             break
-        generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
-        model.train()
-        started, loss_sum, seen, epoch_steps = time.perf_counter(), torch.zeros((), device=device), 0, 0
-        bar = tqdm(batches(train_x, train_y, config.batch_size, shuffle=True, augment=True, generator=generator),
-                   total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
-                   leave=False)
-        for images, labels in bar:
-            images = images.contiguous(memory_format=torch.channels_last)
-            loss_sum += train_step(model, optimizer, images, labels, precision)
-            schedule.step()
-            step, epoch_steps, seen = step + 1, epoch_steps + 1, seen + labels.shape[0]
-            if epoch_steps % 50 == 0:   # the only host sync inside the epoch
-                bar.set_postfix(loss=f"{loss_sum.item() / epoch_steps:.4f}")
-            if config.max_steps is not None and step >= config.max_steps:
-                break
-        bar.close()
-        seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        loss_sum, seen, step = _train_epoch(trained, optimizer, schedule, train_x, train_y, epoch, step, precision,
+                                            config, show_progress=config.progress and main_process)
+        epoch_steps = math.ceil(seen / config.batch_size)
+        loss_sum = distributed.average(loss_sum)
+        seconds = _synchronized_clock(device) - started
+        if not main_process:
+            continue
+        val_started = _synchronized_clock(device)
         predictions = predict(model, val_x, precision=precision)
         row = {"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6),
                "val_accuracy": round((predictions == val_y).float().mean().item(), 6),
-               "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": round(seconds, 3),
-               "images_per_second": round(seen / seconds, 1)}
+               "lr": float(optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
+               "images_per_second": round(seen / seconds, 1),
+               "val_seconds": round(_synchronized_clock(device) - val_started, 3)}
         history.append(row)
-        meta = {"precision": precision, "device": str(device), "train_config": _plain(config)}
-        if row["val_accuracy"] > best:
-            best = row["val_accuracy"]
-            save_checkpoint(out / "best.pt", model, epoch=epoch + 1, val_accuracy=best, **meta)
-        save_checkpoint(out / "last.pt", model, epoch=epoch + 1, step=step, best=best, history=history,
-                        optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **meta)
-        write_metrics(history, out / "metrics.csv")
+        _save(out, model, optimizer, schedule, history, best, step, precision, device, config)
+        best = max(best, row["val_accuracy"])
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}, "
-              f"{row['epoch_seconds']:.1f} s, {row['images_per_second']:.0f} images/s", file=sys.stderr)
+              f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
+              f"{row['images_per_second']:.0f} images/s", file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
     return history
+
+
+def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, precision, config, show_progress):
+    """One pass over the shuffled, shifted training images (or until config.max_steps).
+    Returns the summed loss (a device tensor), the images seen and the global step count."""
+    device, parallel = train_x.device, distributed.world_size() > 1
+    generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+    model.train()
+    loss_sum, seen, epoch_steps = torch.zeros((), device=device), 0, 0
+    bar = tqdm(batches(train_x, train_y, config.batch_size, shuffle=True, augment=True, generator=generator),
+               total=math.ceil(train_x.shape[0] / config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not show_progress, leave=False)
+    for images, labels in bar:
+        images, seen = images.contiguous(memory_format=torch.channels_last), seen + labels.shape[0]
+        if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
+            images, labels, weight = distributed.shard(images, labels)
+            loss_sum += weight * train_step(model, optimizer, images, labels, precision, loss_weight=weight)
+        else:
+            loss_sum += train_step(model, optimizer, images, labels, precision)
+        schedule.step()
+        step, epoch_steps = step + 1, epoch_steps + 1
+        if epoch_steps % 50 == 0 and device.type == "cpu":   # a GPU is never made to wait for it
+            bar.set_postfix(loss=f"{loss_sum.item() / epoch_steps:.4f}")
+        if config.max_steps is not None and step >= config.max_steps:
+            break
+    bar.close()
+    return loss_sum, seen, step
+
+
+def _save(out, model, optimizer, schedule, history, best, step, precision, device, config):
+    """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always."""
+    row = history[-1]
+    meta = {"precision": precision, "device": str(device), "train_config": _plain(config)}
+    if row["val_accuracy"] > best:
+        save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
+    save_checkpoint(out / "last.pt", model, epoch=row["epoch"], step=step, best=max(best, row["val_accuracy"]),
+                    history=history, optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **meta)
+    write_metrics(history, out / "metrics.csv")
+
+
+def check_shardable(num_images, batch_size, world):
+    if batch_size < world:
+        raise ValueError(f"batch_size ({batch_size}) must be at least the number of processes ({world})")
+    if 0 < num_images % batch_size < world:
+        raise ValueError(f"the last batch of an epoch would hold {num_images % batch_size} images, fewer than the "
+                         f"{world} processes; choose a batch size that leaves at least {world}")
+
+
+def _synchronized_clock(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
 
 
 def _plain(config):

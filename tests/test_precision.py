@@ -39,6 +39,8 @@ def test_auto_precision_is_fp32_where_bf16_is_not_fast(monkeypatch):
     monkeypatch.setattr("capsnet_lib.device.cpu_has_fast_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
     assert resolve_precision("auto", "mps") == "fp32"
+    # On CUDA bf16 trained slower than fp32 with TF32 convolutions (H200, benchmarks/train_step.py).
+    assert resolve_precision("auto", "cuda") == "fp32"
     assert resolve_precision("fp32", "cpu") == "fp32"
 
 

@@ -1,0 +1,117 @@
+"""`python -m capsnet_lib.sweep`: many independent trainings at once, one GPU kept busy.
+
+One CapsNet run at batch 128 leaves most of a large GPU idle: its step is bound by the host
+launching small kernels, not by the GPU. Several runs at once keep it busier. Each run here is a
+plain `run_training(config)` in its own thread (PyTorch releases the GIL while it works, so the
+runs' host work overlaps); every run writes exactly what `python -m capsnet_lib.train` writes
+(metrics.csv, best.pt, last.pt) into its own folder, and is resumable the same way: a sweep
+started again skips finished runs and continues unfinished ones from their last.pt.
+On a machine with several GPUs the runs are spread over them, `--parallel` per GPU.
+
+    python -m capsnet_lib.sweep --seeds 0 1 2 --parallel 3 --out runs/sweep --epochs 30
+"""
+import csv
+import queue
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+
+from .device import pick_device
+from .train import TrainConfig, build_parser, run_training
+
+
+def epochs_done(config):
+    """How many epochs the run in config.out has saved (0 for a new run)."""
+    metrics = Path(config.out) / "metrics.csv"
+    if not metrics.is_file() or not (Path(config.out) / "last.pt").is_file():
+        return 0
+    with open(metrics) as f:
+        rows = list(csv.DictReader(f))
+    return int(rows[-1]["epoch"]) if rows else 0
+
+
+def devices_for(device_name):
+    """The devices a sweep spreads over: every visible GPU for 'auto'/'cuda', else the one named."""
+    device = pick_device(device_name)
+    if device.type == "cuda" and device.index is None:
+        return [torch.device("cuda", k) for k in range(torch.cuda.device_count())]
+    return [device]
+
+
+def run_sweep(configs, parallel=1, log=print):
+    """Train every config (each with its own `out`), `parallel` at a time on each device.
+
+    Finished runs are skipped; unfinished ones resume. Returns {out: the metrics rows of the
+    epochs trained by this call} ([] for a run finished earlier).
+    """
+    outs = [str(Path(c.out)) for c in configs]
+    if len(set(outs)) != len(outs):
+        raise ValueError("every run of a sweep needs its own output folder; these repeat: "
+                         + ", ".join(sorted({o for o in outs if outs.count(o) > 1})))
+    if parallel < 1:
+        raise ValueError(f"parallel must be >= 1, got {parallel}")
+    done_before = {c.out: epochs_done(c) for c in configs}
+    todo = [c for c in configs if done_before[c.out] < c.epochs]
+    for c in configs:
+        if c not in todo:
+            log(f"{c.out}: finished earlier, skipped")
+    # One slot per (device, parallel run); a thread takes a free slot's device for each run.
+    free = queue.SimpleQueue()
+    slots = [d for d in (devices_for(todo[0].device) if todo else []) for _ in range(parallel)]
+    for device in slots:
+        free.put(device)
+
+    def one_run(config):
+        device = free.get()
+        try:
+            return _run_on(config, device, log)
+        finally:
+            free.put(device)
+
+    results = {c.out: [] for c in configs}
+    with ThreadPoolExecutor(max_workers=max(len(slots), 1)) as pool:
+        for config, history in zip(todo, pool.map(one_run, todo)):
+            results[config.out] = history[done_before[config.out]:]
+    return results
+
+
+def _run_on(config, device, log):
+    config = replace(config, device=str(device), resume=True)
+    started = time.perf_counter()
+    history = run_training(config)
+    best = max(history, key=lambda row: row["val_accuracy"]) if history else None
+    log(f"{config.out}: done in {time.perf_counter() - started:.1f} s"
+        + (f", best validation accuracy {best['val_accuracy']:.4%} at epoch {best['epoch']}" if best else ""))
+    return history
+
+
+def main(argv=None):
+    parser = build_parser()
+    parser.prog, parser.description = "python -m capsnet_lib.sweep", __doc__
+    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed, in OUT/seed<N>")
+    parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
+    args = parser.parse_args(argv)
+    base = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    configs = [replace(base, seed=seed, out=str(Path(args.out) / f"seed{seed}"), progress=False)
+               for seed in args.seeds]
+    try:
+        for config in configs:
+            config.check()
+        started = time.perf_counter()
+        results = run_sweep(configs, args.parallel, log=lambda line: print(line, file=sys.stderr))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    images = sum(row["images_per_second"] * row["epoch_seconds"] for rows in results.values() for row in rows)
+    seconds = time.perf_counter() - started
+    print(f"{len(configs)} runs ({sum(bool(rows) for rows in results.values())} trained now) in {seconds:.1f} s: "
+          f"{images / seconds:,.0f} training images/s in aggregate")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
