@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .model import CapsNet, CapsNetConfig
+from .model import model_from_config
 
 FORMAT = "capsnet_lib/checkpoint"
 VERSION = 1
@@ -23,7 +23,7 @@ PRETRAINED_FILE = "capsnet_mnist.pt"
 
 @dataclass
 class Checkpoint:
-    model: CapsNet
+    model: torch.nn.Module                      # a CapsNet or the BaselineCNN
     config: dict
     extra: dict = field(default_factory=dict)   # training state and metadata, as saved
 
@@ -54,8 +54,9 @@ def save_checkpoint(path, model, dtype=None, **extra):
 
 
 def load_checkpoint(path, model=None, map_location="cpu"):
-    """Load a checkpoint into a new CapsNet built from its config (or into `model`, whose config
-    must match). Returns Checkpoint(model, config, extra); the model's weights are float32."""
+    """Load a checkpoint into a new model built from its config (a CapsNet, or the baseline CNN),
+    or into `model`, whose config must match. Returns Checkpoint(model, config, extra); the
+    model's weights are float32."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -76,12 +77,11 @@ def load_checkpoint(path, model=None, map_location="cpu"):
         raise ValueError(f"checkpoint {path} has format version {payload.get('version')}, "
                          f"this capsnet_lib reads version {VERSION}")
     config = payload["config"]
-    try:
-        CapsNetConfig(**config)
-    except TypeError:
-        raise ValueError(f"checkpoint {path} has an unknown model config {config}") from None
     if model is None:
-        model = CapsNet(**config)
+        try:
+            model = model_from_config(config)
+        except TypeError:
+            raise ValueError(f"checkpoint {path} has an unknown model config {config}") from None
     elif model.config_dict() != config:
         differ = {k: (config.get(k), v) for k, v in model.config_dict().items() if config.get(k) != v}
         raise ValueError(f"checkpoint {path} is for another configuration: "

@@ -31,15 +31,29 @@ def pick_device(name="auto"):
     return device
 
 
-def cpu_has_fast_bf16():
-    """True on x86 CPUs with AMX or AVX512-BF16 instructions, where bf16 matmuls beat fp32."""
-    if platform.system() != "Linux":
-        return False
+def hardware_name(device):
+    """What a device is, for the record beside a timing: the GPU's name, or the CPU's model."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"{_cpu_info('model name') or platform.processor() or 'CPU'} ({torch.get_num_threads()} threads)"
+
+
+def _cpu_info(field):
+    """A field of /proc/cpuinfo (Linux), or '' where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
+            line = next((line for line in f if line.startswith(field)), "")
     except OSError:
-        return False
+        return ""
+    return line.partition(":")[2].strip()
+
+
+def cpu_has_fast_bf16():
+    """True on x86 CPUs with AMX or AVX512-BF16 instructions, where bf16 matmuls beat fp32."""
+    flags = _cpu_info("flags").split()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

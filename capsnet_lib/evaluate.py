@@ -9,20 +9,20 @@ import torch
 
 from .data import DATA_ENV_VAR, load_mnist, to_float
 from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
-from .model import NUM_CLASSES
+from .model import NUM_CLASSES, predicted_classes
 
 
 @torch.no_grad()
 def predict(model, images, batch_size=500, precision="fp32"):
     """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device: the longest
-    digit capsule of each."""
+    digit capsule of a CapsNet, the largest logit of the baseline CNN."""
     was_training = model.training
     model.eval()
     predictions = []
     for start in range(0, images.shape[0], batch_size):
         x = to_float(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
         with autocast(x.device, precision):
-            predictions.append(model(x).lengths.argmax(dim=1))
+            predictions.append(predicted_classes(model, x))
     model.train(was_training)
     return torch.cat(predictions)
 

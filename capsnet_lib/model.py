@@ -114,14 +114,22 @@ class CapsNet(nn.Module):
         return asdict(self.config)
 
 
+@dataclass
+class BaselineConfig:
+    model: str = "baseline_cnn"     # tells a checkpoint of the baseline from a CapsNet's
+    dropout: float = 0.5
+
+
 class BaselineCNN(nn.Module):
     """Sec. 5 baseline: conv 256, 256, 128 (5x5, stride 1); FC 328, 192; dropout; 10-way softmax.
 
-    'Same' padding and no pooling give the paper's 35.4M parameters. forward returns logits.
+    'Same' padding and no pooling give the paper's 35.4M parameters. forward returns logits;
+    it is trained with softmax cross-entropy (train.model_loss).
     """
 
     def __init__(self, dropout=0.5):
         super().__init__()
+        self.config = BaselineConfig(dropout=dropout)
         self.features = nn.Sequential(
             nn.Conv2d(1, 256, 5, padding=2), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, 5, padding=2), nn.ReLU(inplace=True),
@@ -135,3 +143,22 @@ class BaselineCNN(nn.Module):
     def forward(self, images):
         check_images(images)
         return self.classifier(self.features(images))
+
+    def config_dict(self):
+        return asdict(self.config)
+
+
+def model_from_config(config):
+    """Rebuild a model from its config_dict(): a BaselineCNN if the config says so, else a
+    CapsNet. Raises TypeError for fields neither model has."""
+    if config.get("model") == BaselineConfig.model:
+        return BaselineCNN(BaselineConfig(**config).dropout)
+    return CapsNet(**asdict(CapsNetConfig(**config)))
+
+
+def predicted_classes(model, images):
+    """(B, 1, 28, 28) -> (B,): the longest digit capsule of a CapsNet, the largest logit of the
+    baseline."""
+    if isinstance(model, BaselineCNN):
+        return model(images).argmax(dim=1)
+    return model(images).lengths.argmax(dim=1)

@@ -15,13 +15,13 @@ import queue
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .device import pick_device
-from .train import TrainConfig, build_parser, run_training
+from .train import build_parser, config_from_args, run_training
 
 
 def epochs_done(config):
@@ -90,13 +90,11 @@ def _run_on(config, device, log):
 
 
 def main(argv=None):
-    parser = build_parser()
-    parser.prog, parser.description = "python -m capsnet_lib.sweep", __doc__
+    parser = build_parser(exclude=("seed", "resume", "progress"), prog="python -m capsnet_lib.sweep", description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed, in OUT/seed<N>")
     parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
     args = parser.parse_args(argv)
-    base = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
-    configs = [replace(base, seed=seed, out=str(Path(args.out) / f"seed{seed}"), progress=False)
+    configs = [config_from_args(args, seed=seed, out=str(Path(args.out) / f"seed{seed}"), progress=False)
                for seed in args.seeds]
     try:
         for config in configs:

@@ -16,18 +16,20 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, batches, load_mnist
-from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
+from .device import PRECISIONS, autocast, hardware_name, pick_device, resolve_precision, tune_cpu_allocator
 from .evaluate import predict
 from .losses import capsnet_loss
-from .model import CapsNet
+from .model import BaselineCNN, CapsNet
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")
+MODELS = ("capsnet", "baseline_cnn")
 _seed_lock = threading.Lock()
 
 
@@ -38,6 +40,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.96          # lr = lr * lr_decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 2000
+    model: str = "capsnet"          # or "baseline_cnn", the paper's CNN of Sec. 5
     routing_iterations: int = 3
     reconstruction: bool = True
     seed: int = 0
@@ -61,6 +64,22 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+
+
+def make_model(config):
+    """The model a TrainConfig asks for, built from the global RNG (seed it first)."""
+    if config.model == "baseline_cnn":
+        return BaselineCNN()
+    return CapsNet(config.routing_iterations, config.reconstruction)
+
+
+def model_loss(model, images, labels):
+    """A CapsNet's margin + 0.0005 x reconstruction loss, or the baseline's cross-entropy."""
+    if isinstance(getattr(model, "module", model), BaselineCNN):      # model may be wrapped by DDP
+        return F.cross_entropy(model(images).float(), labels)
+    return capsnet_loss(model(images, labels), images, labels)
 
 
 def make_optimizer(model, config, device):
@@ -74,11 +93,10 @@ def make_optimizer(model, config, device):
 
 def train_step(model, optimizer, images, labels, precision, loss_weight=1.0):
     """One step: forward (with the model's routing iterations), margin + 0.0005 x reconstruction
-    loss, Adam. `loss_weight` scales the loss for backward (a process's share in data-parallel
-    training); the returned loss is unscaled."""
+    loss (model_loss), Adam. `loss_weight` scales the loss for backward (a process's share in
+    data-parallel training); the returned loss is unscaled."""
     with autocast(images.device, precision):
-        output = model(images, labels)
-        loss = capsnet_loss(output, images, labels)
+        loss = model_loss(model, images, labels)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_weight if loss_weight != 1.0 else loss).backward()
     optimizer.step()
@@ -125,7 +143,7 @@ def _train(config, device, parallel, on_epoch_end):
     out = Path(config.out)
     with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
         torch.manual_seed(config.seed)
-        model = prepare_model(CapsNet(config.routing_iterations, config.reconstruction), device)
+        model = prepare_model(make_model(config), device)
     optimizer, schedule = make_optimizer(model, config, device)
     history, step, start_epoch, best = [], 0, 0, -1.0
     if config.resume and (out / "last.pt").is_file():
@@ -203,7 +221,8 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, prec
 def _save(out, model, optimizer, schedule, history, best, step, precision, device, config):
     """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always."""
     row = history[-1]
-    meta = {"precision": precision, "device": str(device), "train_config": _plain(config)}
+    meta = {"precision": precision, "device": str(device), "hardware": hardware_name(device),
+            "train_config": _plain(config)}
     if row["val_accuracy"] > best:
         save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"], step=step, best=max(best, row["val_accuracy"]),
@@ -229,35 +248,45 @@ def _plain(config):
     return {k: v for k, v in asdict(config).items() if v is not None}
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog="python -m capsnet_lib.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__doc__):
+    """The training flags, less the TrainConfig fields named in `exclude` (a sweep sets those
+    itself, and a flag it would silently override is better not offered)."""
+    p = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     d = TrainConfig()
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate")
-    p.add_argument("--lr-decay", type=float, default=d.lr_decay, help="exponential decay factor ...")
-    p.add_argument("--lr-decay-steps", type=int, default=d.lr_decay_steps, help="... applied every this many steps")
-    p.add_argument("--routing-iterations", type=int, default=d.routing_iterations)
-    p.add_argument("--no-reconstruction", dest="reconstruction", action="store_false",
-                   help="train without the decoder and its loss")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
-    p.add_argument("--precision", default=d.precision, choices=PRECISIONS)
-    p.add_argument("--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
-    p.add_argument("--no-download", dest="download", action="store_false", help="never download MNIST")
-    p.add_argument("--out", default=d.out, help="output folder for metrics.csv, best.pt, last.pt")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt if it exists")
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (quick runs)")
-    p.add_argument("--train-limit", type=int, default=None, help="use the first N training images")
-    p.add_argument("--val-limit", type=int, default=None, help="use the first N validation images")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+    def add(dest, *flags, **options):
+        if dest not in exclude:
+            p.add_argument(*flags, dest=dest, **options)
+    add("epochs", "--epochs", type=int, default=d.epochs)
+    add("batch_size", "--batch-size", type=int, default=d.batch_size)
+    add("lr", "--lr", type=float, default=d.lr, help="Adam learning rate")
+    add("lr_decay", "--lr-decay", type=float, default=d.lr_decay, help="exponential decay factor ...")
+    add("lr_decay_steps", "--lr-decay-steps", type=int, default=d.lr_decay_steps, help="... applied every this many steps")
+    add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
+    add("routing_iterations", "--routing-iterations", type=int, default=d.routing_iterations)
+    add("reconstruction", "--no-reconstruction", action="store_false", help="train without the decoder and its loss")
+    add("seed", "--seed", type=int, default=d.seed)
+    add("device", "--device", default=d.device, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    add("precision", "--precision", default=d.precision, choices=PRECISIONS)
+    add("data_root", "--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
+    add("download", "--no-download", action="store_false", help="never download MNIST")
+    add("out", "--out", default=d.out, help="output folder for metrics.csv, best.pt, last.pt")
+    add("resume", "--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    add("max_steps", "--max-steps", type=int, default=None, help="stop after this many steps (quick runs)")
+    add("train_limit", "--train-limit", type=int, default=None, help="use the first N training images")
+    add("val_limit", "--val-limit", type=int, default=None, help="use the first N validation images")
+    add("progress", "--no-progress", action="store_false", help="no progress bars")
     return p
 
 
+def config_from_args(args, **changes):
+    """A TrainConfig from parsed flags; fields without a flag keep their defaults or `changes`."""
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    return TrainConfig(**{**given, **changes})
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+    config = config_from_args(build_parser().parse_args(argv))
     try:
         history = run_training(config)
     except (ValueError, TypeError, FileNotFoundError) as error:

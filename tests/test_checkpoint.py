@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import capsnet_lib.checkpoint as checkpoint
-from capsnet_lib import CapsNet, load_checkpoint, load_pretrained, save_checkpoint
+from capsnet_lib import BaselineCNN, CapsNet, load_checkpoint, load_pretrained, save_checkpoint
 
 
 def test_round_trip_keeps_weights_config_and_extra(tmp_path, seeded):
@@ -13,6 +13,16 @@ def test_round_trip_keeps_weights_config_and_extra(tmp_path, seeded):
     assert loaded.extra == {"epoch": 3, "note": "hello"}
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
         assert torch.equal(a, b), f"{name} changed in the round trip"
+
+
+def test_the_baseline_cnn_round_trips_as_a_baseline_cnn(tmp_path, seeded):
+    model = BaselineCNN(dropout=0.3)
+    save_checkpoint(tmp_path / "cnn.pt", model)
+    loaded = load_checkpoint(tmp_path / "cnn.pt")
+    assert isinstance(loaded.model, BaselineCNN) and loaded.config == {"model": "baseline_cnn", "dropout": 0.3}
+    assert torch.equal(loaded.model.classifier[1].weight, model.classifier[1].weight)
+    with pytest.raises(ValueError, match="is for another configuration"):
+        load_checkpoint(tmp_path / "cnn.pt", model=CapsNet())
 
 
 def test_float16_checkpoint_loads_as_float32(tmp_path, seeded):
