@@ -1,12 +1,15 @@
 """Training-step and inference speed of CapsNet, batch 128, on the current device.
 
-    python benchmarks/train_step.py [--device auto] [--steps 10] [--with-compile]
+    python benchmarks/train_step.py [--device auto] [--steps 10] [--with-compile] [--with-epoch]
 
 Each row runs in its own Python process (allocator settings and thread pools do not leak
 between rows) and is compared with the plain float32 step of benchmarks/plain_capsnet.py
 measured in the same run: machines are noisy, ratios hold. GFLOP/s counts the model's
 arithmetic (1.2 GFLOP per image per training step, 0.4 forward) and is set against the
-matmul peaks measured at the start of the run.
+matmul peaks measured at the start of the run. The sweep rows run 1, 3 and 5 independent
+default trainings at once, each in its own thread as capsnet_lib.sweep runs them, and report
+their aggregate. --with-epoch runs the training CLI for 3 epochs on MNIST and reports its own
+seconds per epoch, validation included.
 """
 import argparse
 import json
@@ -35,6 +38,9 @@ VARIANTS = {
     "lib-bf16-cl":      ("  + channels-last", dict(precision="bf16", channels_last=True)),
     "lib-bf16-cl-fused": ("  + fused Adam", dict(precision="bf16", channels_last=True, fused=True)),
     "default":          ("  + allocator = the default (precision auto)", dict(default=True)),
+    "sweep-1":          ("1 run in a thread, as capsnet_lib.sweep runs it", dict(default=True, runs=1)),
+    "sweep-3":          ("3 concurrent runs (threads), aggregate", dict(default=True, runs=3)),
+    "sweep-5":          ("5 concurrent runs (threads), aggregate", dict(default=True, runs=5)),
     "default-compile":  ("default + torch.compile", dict(default=True, compile=True)),
     "conv-bound":       ("PrimaryCaps conv alone, fwd+bwd, as the library runs it", dict(conv_only=True)),
     "conv-bound-native": ("PrimaryCaps conv alone, fwd+bwd, PyTorch's nn.Conv2d", dict(conv_only=True, native=True)),
@@ -74,7 +80,8 @@ def run_variant(name, device, steps):
     batch = 500 if s.get("inference") else 128
     images = torch.rand(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
-    precision = resolve_precision("auto" if s.get("default") or s.get("conv_only") else s.get("precision", "fp32"), device)
+    asked = s.get("precision", "auto" if s.get("default") or s.get("conv_only") else "fp32")
+    precision = resolve_precision(asked, device)
     if (s.get("default") or s.get("allocator")) and device.type == "cpu":
         tune_cpu_allocator()
     if s.get("plain"):
@@ -99,6 +106,8 @@ def run_variant(name, device, steps):
             with autocast(device, precision):
                 out = conv(x)
             out.float().sum().backward()
+    elif s.get("runs"):
+        return concurrent_runs(s["runs"], device, precision, steps)
     else:
         fast = s.get("default") or s.get("channels_last")
         model = prepare_model(CapsNet(), device) if fast else CapsNet().to(device)
@@ -127,6 +136,53 @@ def run_variant(name, device, steps):
     return {"images_per_second": batch / seconds, "precision": precision, "compile_seconds": compile_seconds}
 
 
+def concurrent_runs(runs, device, precision, steps):
+    """Aggregate images/s of `runs` independent default trainings, each in its own thread (as
+    capsnet_lib.sweep runs them), on random batches of 128."""
+    import threading
+
+    from capsnet_lib import CapsNet
+    from capsnet_lib.train import TrainConfig, make_optimizer, prepare_model, train_step
+
+    def one_run(seed, barrier, times):
+        torch.manual_seed(seed)
+        model = prepare_model(CapsNet(), device)
+        optimizer, _ = make_optimizer(model, TrainConfig(), device)
+        images = torch.rand(128, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
+        labels = torch.randint(0, 10, (128,), device=device)
+        step = lambda: train_step(model, optimizer, images, labels, precision)
+        barrier.wait()                              # all runs built before any is timed
+        times.append(timed(step, steps, device))
+
+    barrier, times = threading.Barrier(runs), []
+    threads = [threading.Thread(target=one_run, args=(seed, barrier, times)) for seed in range(runs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if len(times) != runs:
+        raise RuntimeError(f"only {len(times)} of {runs} concurrent runs finished")
+    return {"images_per_second": sum(128 / seconds for seconds in times), "precision": precision,
+            "compile_seconds": None}
+
+
+def epoch_seconds_from_cli(device, data_root):
+    """Seconds per 55,000-image epoch, validation included, as the training CLI measures them:
+    the mean over epochs 2-3 of a 3-epoch run (epoch 1 includes the warm-up)."""
+    import csv
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "capsnet_lib.train", "--epochs", "3", "--out", out, "--device", str(device),
+                   "--no-progress", "--no-download"] + (["--data-root", data_root] if data_root else [])
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            return {"error": (result.stderr.strip().splitlines() or ["failed"])[-1]}
+        rows = list(csv.DictReader(open(Path(out) / "metrics.csv")))[1:]
+    seconds = [float(r["epoch_seconds"]) + float(r["val_seconds"]) for r in rows]
+    return {"seconds": sum(seconds) / len(seconds), "val_accuracy": float(rows[-1]["val_accuracy"])}
+
+
 def in_subprocess(args_list):
     result = subprocess.run([sys.executable, __file__] + args_list, capture_output=True, text=True)
     if result.returncode != 0:
@@ -141,13 +197,19 @@ def main():
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per row (default 10 on CPU, 50 on GPU)")
     parser.add_argument("--with-compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--with-epoch", action="store_true", help="also time 3 epochs of the training CLI on MNIST")
+    parser.add_argument("--data-root", default=None, help="MNIST root for --with-epoch")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--peaks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = pick_device(args.device)
     steps = args.steps or (10 if device.type == "cpu" else 50)
     if args.peaks:
-        print(json.dumps({"fp32": matmul_peak(torch.float32, device), "bf16": matmul_peak(torch.bfloat16, device)}))
+        from capsnet_lib.device import cpu_has_fast_bf16
+        # Without bf16 hardware a CPU emulates bf16 matmuls, minutes for this size: no peak to state.
+        bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
+        print(json.dumps({"fp32": matmul_peak(torch.float32, device),
+                          "bf16": matmul_peak(torch.bfloat16, device) if bf16 else float("nan")}))
         return
     if args.variant:
         print(json.dumps(run_variant(args.variant, device, steps)))
@@ -162,13 +224,16 @@ def main():
     for name in VARIANTS:
         if name == "default-compile" and not args.with_compile:
             continue
+        if VARIANTS[name][1].get("precision") == "bf16" and not peaks["bf16"] > 0:
+            rows[name] = {"error": "skipped: this CPU has no bf16 hardware (emulated, it takes minutes per step)"}
+            continue
         rows[name] = in_subprocess(common + ["--variant", name])
     speed = lambda name: rows.get(name, {}).get("images_per_second", float("nan"))
     print(f"{'variant':<19} {'what':<58} {'prec':<5} {'images/s':>9} {'x plain':>8} {'GFLOP/s':>8} {'% peak':>7}")
     for name, row in rows.items():
         what = VARIANTS[name][0]
         if "error" in row:
-            print(f"{name:<19} {what:<58} failed: {row['error']}")
+            print(f"{name:<19} {what:<58} {'' if row['error'].startswith('skipped') else 'failed: '}{row['error']}")
             continue
         ips = row["images_per_second"]
         inference = name.startswith("infer")
@@ -184,6 +249,11 @@ def main():
     for name in ("conv-bound", "conv-bound-native"):
         print(f"default step reaches {100 * speed('default') / speed(name):.0f}% of {name} "
               f"({speed('default'):.0f} of {speed(name):.0f} images/s)")
+    if args.with_epoch:
+        epoch = epoch_seconds_from_cli(device, args.data_root)
+        print("training CLI: " + (f"failed: {epoch['error']}" if "error" in epoch else
+              f"{epoch['seconds']:.2f} s per 55,000-image epoch, validation included "
+              f"(mean of epochs 2-3; validation accuracy {epoch['val_accuracy']:.2%} after 3 epochs)"))
     print(f"inference speed-up over plain fp32: {speed('infer-default') / speed('infer-plain'):.2f}x")
     print(f"train speed-up over plain fp32: {speed('default') / speed('plain-fp32'):.2f}x")
 
