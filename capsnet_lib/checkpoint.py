@@ -4,6 +4,8 @@ Loading uses torch.load(weights_only=True): a file can hold tensors, numbers, st
 dicts, never code to run. Writes go to a temporary file that is renamed into place, so a run
 killed mid-write leaves the previous checkpoint intact.
 """
+import errno
+import hashlib
 import os
 import pickle
 import tempfile
@@ -18,6 +20,7 @@ from .model import model_from_config
 
 FORMAT = "capsnet_lib/checkpoint"
 VERSION = 1
+MAX_ROUTING_ITERATIONS = 100    # the paper uses 1-3; a corrupt config must not make evaluation hang
 PRETRAINED_FILE = "capsnet_mnist.pt"
 
 
@@ -39,9 +42,29 @@ def atomic_save(obj, path):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         os.unlink(tmp)
+        if _disk_full(error):
+            raise OSError(errno.ENOSPC, f"the disk is full: could not save {path}; "
+                                        f"{'the previous ' + path.name + ' is intact' if path.exists() else 'nothing was written'}. "
+                                        "Free some space and --resume") from None
         raise
+
+
+def _disk_full(error):
+    # torch.save reports a full disk as a RuntimeError from its zip writer ("unexpected pos").
+    return getattr(error, "errno", None) == errno.ENOSPC or (
+        isinstance(error, RuntimeError) and "unexpected pos" in str(error)) or "No space left" in str(error)
+
+
+def tensor_checksum(state_dict):
+    """SHA-256 over every tensor's name, dtype, shape and bytes: a flipped byte anywhere changes it."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(path, model, dtype=None, **extra):
@@ -50,7 +73,7 @@ def save_checkpoint(path, model, dtype=None, **extra):
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v).detach().cpu()
              for k, v in model.state_dict().items()}
     atomic_save({"format": FORMAT, "version": VERSION, "config": model.config_dict(),
-                 "state_dict": state, "extra": extra}, path)
+                 "state_dict": state, "checksum": tensor_checksum(state), "extra": extra}, path)
 
 
 def load_checkpoint(path, model=None, map_location="cpu"):
@@ -76,10 +99,22 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     if payload.get("version") != VERSION:
         raise ValueError(f"checkpoint {path} has format version {payload.get('version')}, "
                          f"this capsnet_lib reads version {VERSION}")
-    config = payload["config"]
+    config, state = payload.get("config"), payload.get("state_dict")
+    if not isinstance(config, dict) or not isinstance(state, dict) or not isinstance(payload.get("extra", {}), dict):
+        raise ValueError(f"checkpoint {path} is incomplete: it needs a 'config' dict, a 'state_dict' dict and "
+                         f"an 'extra' dict, and has {sorted(payload)}")
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint {path} is corrupt: its state_dict holds non-tensors")
+    # Files written before checksums existed (the shipped model among them) have none to verify.
+    if "checksum" in payload and payload["checksum"] != tensor_checksum(state):
+        raise ValueError(f"checkpoint {path} is corrupt: checksum mismatch (its weights are not the ones saved)")
+    iterations = config.get("routing_iterations", 1)
+    if not isinstance(iterations, int) or not 1 <= iterations <= MAX_ROUTING_ITERATIONS:
+        raise ValueError(f"checkpoint {path} has routing_iterations={iterations!r}; "
+                         f"expected an integer in 1..{MAX_ROUTING_ITERATIONS}")
     if model is None:
         try:
-            model = model_from_config(config)
+            model = model_from_config(config).float()    # float32 whatever the default dtype
         except TypeError:
             raise ValueError(f"checkpoint {path} has an unknown model config {config}") from None
     elif model.config_dict() != config:
@@ -87,13 +122,22 @@ def load_checkpoint(path, model=None, map_location="cpu"):
         raise ValueError(f"checkpoint {path} is for another configuration: "
                          + ", ".join(f"{k} is {a} in the file but {b} in the model"
                                      for k, (a, b) in differ.items()))
-    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint {path} does not fit the model {config}: "
-                         f"{str(error).splitlines()[0]}") from None
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    check_fits(state, model.state_dict(), path)
+    model.load_state_dict(state)
     return Checkpoint(model, config, payload.get("extra", {}))
+
+
+def check_fits(state, expected, path):
+    """Name the missing, unexpected and reshaped weights of a state dict that does not fit."""
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    reshaped = [f"{k} {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
+                for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
+    problems = ([f"missing {', '.join(missing)}"] if missing else []) + \
+               ([f"unexpected {', '.join(unexpected)}"] if unexpected else []) + \
+               ([f"wrong shapes: {'; '.join(reshaped)}"] if reshaped else [])
+    if problems:
+        raise ValueError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
 
 
 def pretrained_path():

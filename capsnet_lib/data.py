@@ -43,13 +43,57 @@ def load_mnist(split, root=None, download=True):
             MNIST(str(root), train=False, download=True)
         except Exception as error:  # no network, proxy, read-only folder, ...
             raise FileNotFoundError(f"{_missing_message(root)} The download failed: {error}") from None
+    raw = root / "MNIST" / "raw"
+    prefix = "t10k" if split == "test" else "train"
+    count = check_idx_pair(raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte")
     dataset = MNIST(str(root), train=split != "test", download=False)
     images, labels = dataset.data, dataset.targets.long()
+    if count and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{raw / f'{prefix}-labels-idx1-ubyte'} holds labels outside 0..9 "
+                         f"(from {labels.min().item()} to {labels.max().item()}): the file is corrupt")
+    if split != "test" and count <= VALIDATION_SIZE:
+        raise ValueError(f"{raw / f'{prefix}-images-idx3-ubyte'} holds {count} images; the training split "
+                         f"needs more than the {VALIDATION_SIZE} kept for validation")
     if split == "train":
         return images[:-VALIDATION_SIZE], labels[:-VALIDATION_SIZE]
     if split == "val":
         return images[-VALIDATION_SIZE:], labels[-VALIDATION_SIZE:]
     return images, labels
+
+
+IDX_MAGIC = {"images": 2051, "labels": 2049}     # the IDX headers of MNIST's image and label files
+
+
+def _idx_count(path, kind):
+    """The item count in an IDX file's header, checked against its magic number and its size."""
+    header_size = 16 if kind == "images" else 8
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(header_size)
+    if len(header) < header_size:
+        raise ValueError(f"{path} is {size} bytes, too short for an MNIST {kind} file: truncated or empty")
+    magic, count = int.from_bytes(header[0:4], "big"), int.from_bytes(header[4:8], "big")
+    if magic != IDX_MAGIC[kind]:
+        raise ValueError(f"{path} is not an MNIST {kind} file: magic number {magic}, expected {IDX_MAGIC[kind]}")
+    item_bytes = 1
+    if kind == "images":
+        rows, cols = int.from_bytes(header[8:12], "big"), int.from_bytes(header[12:16], "big")
+        if (rows, cols) != (28, 28):
+            raise ValueError(f"{path} holds {rows}x{cols} images; MNIST images are 28x28")
+        item_bytes = 28 * 28
+    if size != header_size + count * item_bytes:
+        raise ValueError(f"{path} is {size} bytes, but its header announces {count} {kind} "
+                         f"({header_size + count * item_bytes} bytes): the file is truncated or corrupt")
+    return count
+
+
+def check_idx_pair(images_path, labels_path):
+    """Validate an MNIST images file and its labels file; returns their common count."""
+    images, labels = _idx_count(images_path, "images"), _idx_count(labels_path, "labels")
+    if images != labels:
+        raise ValueError(f"{images_path} holds {images} images but {labels_path} holds {labels} labels; "
+                         "images and labels would be misaligned")
+    return images
 
 
 def _missing_message(root):
@@ -103,7 +147,7 @@ def main(argv=None):
         for split in SPLITS:
             images, _ = load_mnist(split, args.data_root)
             print(f"{split}: {images.shape[0]} images")
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"error: {error}")
     print(f"MNIST ready in {data_root(args.data_root) / 'MNIST' / 'raw'}")
 

@@ -48,6 +48,8 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=500)
     args = p.parse_args(argv)
     try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         device = pick_device(args.device)
         precision = resolve_precision(args.precision, device)
         if device.type == "cpu":
@@ -55,7 +57,7 @@ def main(argv=None):
         model = load_checkpoint(args.checkpoint).model.to(device=device, memory_format=torch.channels_last)
         images, labels = load_mnist(args.split, args.data_root, args.download)
         report = error_report(predict(model, images.to(device), args.batch_size, precision), labels)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "

@@ -10,8 +10,13 @@ def margin_loss(lengths, labels, m_pos=0.9, m_neg=0.1, lam=0.5):
     lengths: (B, K) capsule lengths; labels: (B,) class indices. Summed over the K classes,
     averaged over the batch. Both hinges are squared, as in the paper.
     """
+    if lengths.dim() != 2 or lengths.shape[0] == 0:
+        raise ValueError(f"lengths must be (B, K) with B >= 1, got shape {tuple(lengths.shape)}")
+    if labels.shape != lengths.shape[:1] or labels.is_floating_point():
+        raise ValueError(f"labels must be {lengths.shape[0]} class indices, shape ({lengths.shape[0]},), to match "
+                         f"lengths {tuple(lengths.shape)}; got shape {tuple(labels.shape)}, dtype {labels.dtype}")
     lengths = lengths.float()
-    present = F.one_hot(labels, lengths.shape[1]).float()          # T_k, (B, K)
+    present = F.one_hot(labels.long(), lengths.shape[1]).float()   # T_k, (B, K)
     loss_present = present * F.relu(m_pos - lengths) ** 2
     loss_absent = lam * (1.0 - present) * F.relu(lengths - m_neg) ** 2
     return (loss_present + loss_absent).sum(dim=1).mean()
@@ -22,6 +27,9 @@ def reconstruction_loss(reconstructions, images):
 
     Summed, not averaged, over pixels: with a mean the 0.0005 weight would be 784x too weak.
     """
+    if reconstructions.shape != images.shape or images.shape[0] == 0:
+        raise ValueError(f"reconstructions {tuple(reconstructions.shape)} and images {tuple(images.shape)} must "
+                         "have the same shape, with at least one image")
     diff = reconstructions.float().flatten(1) - images.float().flatten(1)
     return (diff * diff).sum(dim=1).mean()
 

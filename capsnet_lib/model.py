@@ -13,7 +13,8 @@ IMAGE_SHAPE = (1, 28, 28)
 
 
 def check_images(images):
-    """Raise a clear error unless `images` is a float tensor of shape (B, 1, 28, 28)."""
+    """Raise a clear error unless `images` is a float tensor of shape (B, 1, 28, 28), finite.
+    Any floating dtype is accepted; the models compute in their own."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if not images.is_floating_point():
@@ -21,10 +22,16 @@ def check_images(images):
                         "convert uint8 pixels with images.float() / 255")
     if images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
         raise ValueError(f"images must have shape (B, 1, 28, 28), got {tuple(images.shape)}")
+    # Only on the CPU: on a GPU the check would force a host sync every step.
+    if images.device.type == "cpu" and not torch.isfinite(images).all():
+        bad = (~torch.isfinite(images)).flatten(1).any(dim=1).nonzero().flatten().tolist()
+        raise ValueError(f"images hold inf or nan pixels (images {bad[:5]}{' ...' if len(bad) > 5 else ''}); "
+                         "a capsule length of nan would silently predict class 0")
 
 
 def check_labels(labels, batch_size):
-    """Raise a clear error unless `labels` holds `batch_size` class indices in 0..9."""
+    """Raise a clear error unless `labels` holds `batch_size` class indices in 0..9 (any integer
+    dtype; the models use them as int64)."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
     if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
@@ -93,7 +100,8 @@ class CapsNet(nn.Module):
         check_images(images)
         if labels is not None:
             check_labels(labels, images.shape[0])
-        x = F.relu(self.conv1(images))                      # (B, 256, 20, 20)
+            labels = labels.long()
+        x = F.relu(self.conv1(images.to(self.conv1.weight.dtype)))   # (B, 256, 20, 20)
         u = self.primary_caps(x)                            # (B, 1152, 8)
         v, c = self.digit_caps(u)                           # (B, 10, 16), (B, 1152, 10)
         lengths = capsule_length(v)                         # (B, 10)
@@ -108,6 +116,7 @@ class CapsNet(nn.Module):
             raise ValueError(f"digit_caps must have shape (B, 10, 16), got {tuple(digit_caps.shape)}")
         if labels is not None:
             check_labels(labels, digit_caps.shape[0])
+            labels = labels.long()
         return self.decoder(digit_caps, labels)
 
     def config_dict(self):
@@ -142,7 +151,7 @@ class BaselineCNN(nn.Module):
 
     def forward(self, images):
         check_images(images)
-        return self.classifier(self.features(images))
+        return self.classifier(self.features(images.to(self.features[0].weight.dtype)))
 
     def config_dict(self):
         return asdict(self.config)

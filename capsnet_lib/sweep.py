@@ -90,7 +90,7 @@ def _run_on(config, device, log):
 
 
 def main(argv=None):
-    parser = build_parser(exclude=("seed", "resume", "progress"), prog="python -m capsnet_lib.sweep", description=__doc__)
+    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps"), prog="python -m capsnet_lib.sweep", description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed, in OUT/seed<N>")
     parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
     args = parser.parse_args(argv)
@@ -101,7 +101,7 @@ def main(argv=None):
             config.check()
         started = time.perf_counter()
         results = run_sweep(configs, args.parallel, log=lambda line: print(line, file=sys.stderr))
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     images = sum(row["images_per_second"] * row["epoch_seconds"] for rows in results.values() for row in rows)

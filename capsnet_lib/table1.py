@@ -114,7 +114,7 @@ def library_commit():
 
 
 def main(argv=None):
-    parser = build_parser(exclude=("seed", "resume", "progress", "model", "routing_iterations", "reconstruction"),
+    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps", "model", "routing_iterations", "reconstruction"),
                           prog="python -m capsnet_lib.table1", description=__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="runs per row, with seeds 0..N-1 (default 3)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="default: all five")
@@ -132,7 +132,7 @@ def main(argv=None):
         commit = library_commit()
         results = {key: evaluate_once(config, commit, args.test_limit) for key, config in configs.items()
                    if epochs_done(config) >= config.epochs}
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, run_folder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, batches, load_mnist
 from .device import PRECISIONS, autocast, hardware_name, pick_device, resolve_precision, tune_cpu_allocator
@@ -30,6 +30,7 @@ from .model import BaselineCNN, CapsNet
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")
 MODELS = ("capsnet", "baseline_cnn")
+RESUME_STATE = ("epoch", "step", "best", "history", "optimizer", "schedule", "train_config", "precision")
 _seed_lock = threading.Lock()
 
 
@@ -54,6 +55,7 @@ class TrainConfig:
     val_limit: int = None           # use only the first N validation images (quick runs)
     download: bool = True
     progress: bool = True
+    overwrite: bool = False         # start again in a folder that holds a run, replacing it
 
     def check(self):
         for name in ("epochs", "batch_size", "lr_decay_steps", "routing_iterations"):
@@ -62,8 +64,7 @@ class TrainConfig:
         for name in ("max_steps", "train_limit", "val_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        run_folder.check_options(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
 
@@ -129,7 +130,17 @@ def run_training(config, on_epoch_end=None):
     if parallel:
         device = distributed.join(device)
     try:
-        return _train(config, device, parallel, on_epoch_end)
+        if not distributed.is_main_process():       # rank 0 owns the folder
+            return _train(config, device, parallel, on_epoch_end)
+        run_folder.make_writable(config.out)
+        with run_folder.locked(config.out):
+            replaced = run_folder.claim(config.out, config.resume, config.overwrite)
+            run_folder.remove_stale_temp_files(config.out)
+            if replaced:
+                print(f"--overwrite: replacing {', '.join(replaced)} in {config.out}", file=sys.stderr)
+                for name in replaced:
+                    (Path(config.out) / name).unlink()
+            return _train(config, device, parallel, on_epoch_end)
     finally:
         if parallel:
             distributed.leave()
@@ -145,12 +156,24 @@ def _train(config, device, parallel, on_epoch_end):
         torch.manual_seed(config.seed)
         model = prepare_model(make_model(config), device)
     optimizer, schedule = make_optimizer(model, config, device)
-    history, step, start_epoch, best = [], 0, 0, -1.0
-    if config.resume and (out / "last.pt").is_file():
+    history, step, start_epoch, best, progress = [], 0, 0, -1.0, None
+    if config.resume and (out / "last.pt").is_file() and not config.overwrite:
         state = load_checkpoint(out / "last.pt", model=model, map_location=device).extra
+        missing = sorted(set(RESUME_STATE) - set(state))
+        if missing:
+            raise ValueError(f"{out / 'last.pt'} cannot be resumed: it lacks {', '.join(missing)} "
+                             "(is it a copy of a best.pt?)")
+        run_folder.check_resumable(state["train_config"], config)
+        if state["precision"] != precision:
+            raise ValueError(f"cannot resume a run trained in {state['precision']} in {precision}; "
+                             f"pass --precision {state['precision']}")
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         history, step, start_epoch, best = state["history"], state["step"], state["epoch"], state["best"]
+        progress = state.get("epoch_progress")
+        if progress:                  # stopped by --max-steps inside an epoch: its row was provisional
+            history = history[:-1]
+        write_metrics(history, out / "metrics.csv")   # a kill between the two writes left it a row short
     if main_process:
         out.mkdir(parents=True, exist_ok=True)
         print(f"training on {device} in {precision} (asked: {config.precision})"
@@ -166,11 +189,14 @@ def _train(config, device, parallel, on_epoch_end):
         if config.max_steps is not None and step >= config.max_steps:
             break
         started = time.perf_counter()
-        loss_sum, seen, step = _train_epoch(trained, optimizer, schedule, train_x, train_y, epoch, step, precision,
-                                            config, show_progress=config.progress and main_process)
-        epoch_steps = math.ceil(seen / config.batch_size)
-        loss_sum = distributed.average(loss_sum)
+        carried = progress if epoch == start_epoch and progress else {"steps": 0, "loss_sum": 0.0, "images": 0}
+        loss_sum, trained_now, epoch_steps, step = _train_epoch(
+            trained, optimizer, schedule, train_x, train_y, epoch, step, precision, config, carried,
+            show_progress=config.progress and main_process)
+        loss_sum, seen = distributed.average(loss_sum), carried["images"] + trained_now
+        complete = epoch_steps == math.ceil(train_x.shape[0] / config.batch_size)
         seconds = _synchronized_clock(device) - started
+        check_finite(loss_sum, model, step, epoch)
         if not main_process:
             continue
         val_started = _synchronized_clock(device)
@@ -178,10 +204,11 @@ def _train(config, device, parallel, on_epoch_end):
         row = {"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6),
                "val_accuracy": round((predictions == val_y).float().mean().item(), 6),
                "lr": float(optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
-               "images_per_second": round(seen / seconds, 1),
+               "images_per_second": round(trained_now / seconds, 1),
                "val_seconds": round(_synchronized_clock(device) - val_started, 3)}
         history.append(row)
-        _save(out, model, optimizer, schedule, history, best, step, precision, device, config)
+        progress = None if complete else {"steps": epoch_steps, "loss_sum": loss_sum.item(), "images": seen}
+        _save(out, model, optimizer, schedule, history, best, step, precision, device, config, progress)
         best = max(best, row["val_accuracy"])
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}, "
               f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
@@ -191,23 +218,32 @@ def _train(config, device, parallel, on_epoch_end):
     return history
 
 
-def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, precision, config, show_progress):
-    """One pass over the shuffled, shifted training images (or until config.max_steps).
-    Returns the summed loss (a device tensor), the images seen and the global step count."""
+def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, precision, config, carried,
+                 show_progress):
+    """One pass over the shuffled, shifted training images (or until config.max_steps). An epoch
+    resumed after `carried["steps"]` steps draws and skips those batches, so it gets the same
+    batches as an uninterrupted one, and continues its loss sum. Returns the summed loss (a device
+    tensor), the images trained now, the epoch's step count and the global step count."""
     device, parallel = train_x.device, distributed.world_size() > 1
     generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
     model.train()
-    loss_sum, seen, epoch_steps = torch.zeros((), device=device), 0, 0
+    skip = carried["steps"]
+    loss_sum, seen, epoch_steps = torch.tensor(carried["loss_sum"], device=device), 0, skip
     bar = tqdm(batches(train_x, train_y, config.batch_size, shuffle=True, augment=True, generator=generator),
                total=math.ceil(train_x.shape[0] / config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
                disable=not show_progress, leave=False)
-    for images, labels in bar:
+    for k, (images, labels) in enumerate(bar):
+        if k < skip:
+            continue
         images, seen = images.contiguous(memory_format=torch.channels_last), seen + labels.shape[0]
         if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
             images, labels, weight = distributed.shard(images, labels)
             loss_sum += weight * train_step(model, optimizer, images, labels, precision, loss_weight=weight)
         else:
-            loss_sum += train_step(model, optimizer, images, labels, precision)
+            loss = train_step(model, optimizer, images, labels, precision)
+            if device.type == "cpu":      # free on a CPU; a GPU is checked once per epoch, without syncs
+                check_finite(loss, None, step + 1, epoch)
+            loss_sum += loss
         schedule.step()
         step, epoch_steps = step + 1, epoch_steps + 1
         if epoch_steps % 50 == 0 and device.type == "cpu":   # a GPU is never made to wait for it
@@ -215,19 +251,31 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, prec
         if config.max_steps is not None and step >= config.max_steps:
             break
     bar.close()
-    return loss_sum, seen, step
+    return loss_sum, seen, epoch_steps, step
 
 
-def _save(out, model, optimizer, schedule, history, best, step, precision, device, config):
-    """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always."""
+def _save(out, model, optimizer, schedule, history, best, step, precision, device, config, progress):
+    """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always.
+    `progress` describes an epoch cut short by --max-steps (None for a complete one): last.pt then
+    counts it as not done, and a resume finishes it."""
     row = history[-1]
     meta = {"precision": precision, "device": str(device), "hardware": hardware_name(device),
             "train_config": _plain(config)}
     if row["val_accuracy"] > best:
         save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
-    save_checkpoint(out / "last.pt", model, epoch=row["epoch"], step=step, best=max(best, row["val_accuracy"]),
+    save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (progress is not None), epoch_progress=progress,
+                    step=step, best=max(best, row["val_accuracy"]),
                     history=history, optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **meta)
     write_metrics(history, out / "metrics.csv")
+
+
+def check_finite(loss, model, step, epoch):
+    """Stop a diverged run before anything non-finite is saved (best.pt, last.pt stay as they were)."""
+    what = "the loss" if not torch.isfinite(loss).all() else "the weights" if model is not None and not all(
+        torch.isfinite(p).all() for p in model.parameters()) else None
+    if what:
+        raise ValueError(f"training diverged: {what} became inf or nan by step {step} (epoch {epoch + 1}); "
+                         "nothing of this epoch was saved. Try a lower --lr")
 
 
 def check_shardable(num_images, batch_size, world):
@@ -271,7 +319,8 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
     add("data_root", "--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
     add("download", "--no-download", action="store_false", help="never download MNIST")
     add("out", "--out", default=d.out, help="output folder for metrics.csv, best.pt, last.pt")
-    add("resume", "--resume", action="store_true", help="continue from OUT/last.pt if it exists")
+    add("resume", "--resume", action="store_true", help="continue the run in OUT from its last.pt")
+    add("overwrite", "--overwrite", action="store_true", help="start again in an OUT that holds a run, replacing it")
     add("max_steps", "--max-steps", type=int, default=None, help="stop after this many steps (quick runs)")
     add("train_limit", "--train-limit", type=int, default=None, help="use the first N training images")
     add("val_limit", "--val-limit", type=int, default=None, help="use the first N validation images")
@@ -289,7 +338,7 @@ def main(argv=None):
     config = config_from_args(build_parser().parse_args(argv))
     try:
         history = run_training(config)
-    except (ValueError, TypeError, FileNotFoundError) as error:
+    except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if history:

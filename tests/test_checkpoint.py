@@ -79,7 +79,12 @@ def test_mismatched_weights_get_a_clear_error(tmp_path, seeded):
     payload = torch.load(tmp_path / "m.pt", weights_only=True)
     payload["state_dict"]["digit_caps.W"] = torch.zeros(3, 3)
     torch.save(payload, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match="bad.pt does not fit the model"):
+    with pytest.raises(ValueError, match="bad.pt is corrupt: checksum mismatch"):
+        load_checkpoint(tmp_path / "bad.pt")
+    del payload["checksum"]                 # as in files written before checksums existed
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad.pt does not fit the model: wrong shapes: digit_caps.W \(3, 3\) "
+                                         r"instead of \(1152, 160, 8\)"):
         load_checkpoint(tmp_path / "bad.pt")
 
 
