@@ -98,7 +98,8 @@ def run_variant(name, device, steps):
         run = (lambda: torch.no_grad()(model)(images)) if s.get("inference") else step
     elif s.get("conv_only"):
         primary_caps = prepare_model(CapsNet(), device).primary_caps
-        conv = primary_caps.conv if s.get("native") else primary_caps.convolve
+        # native: nn.Conv2d's own forward and backward, bypassing the library's CPU polyphase path
+        conv = (lambda x: torch.nn.Conv2d.forward(primary_caps.conv, x)) if s.get("native") else primary_caps.conv
         x = torch.randn(batch, 256, 20, 20, device=device).contiguous(memory_format=torch.channels_last)
         x.requires_grad_(True)
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .strided_conv import strided_conv2d
+from .strided_conv import PolyphaseConv2d
 
 
 def squash(s, dim=-1, eps=1e-8):
@@ -22,6 +22,15 @@ def squash(s, dim=-1, eps=1e-8):
     squared_norm = (s * s).sum(dim=dim, keepdim=True)
     scale = squared_norm / (1.0 + squared_norm) / torch.sqrt(squared_norm + eps)
     return scale * s
+
+
+MAX_ROUTING_ITERATIONS = 100   # the paper uses 1-3; a bound keeps a corrupt config from hanging a run
+
+
+def check_routing_iterations(n):
+    """The one check of a routing iteration count, wherever one enters (model, CLI, checkpoint)."""
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ROUTING_ITERATIONS:
+        raise ValueError(f"routing_iterations must be an integer in 1..{MAX_ROUTING_ITERATIONS}, got {n!r}")
 
 
 def capsule_length(v, dim=-1, eps=1e-8):
@@ -41,17 +50,11 @@ class PrimaryCaps(nn.Module):
     def __init__(self, in_channels=256, num_types=32, caps_dim=8, kernel_size=9, stride=2):
         super().__init__()
         self.num_types, self.caps_dim = num_types, caps_dim
-        self.conv = nn.Conv2d(in_channels, num_types * caps_dim, kernel_size, stride)
+        # An nn.Conv2d with a faster backward on CPU (strided_conv.py); same weights and keys.
+        self.conv = PolyphaseConv2d(in_channels, num_types * caps_dim, kernel_size, stride)
 
     def forward(self, x):
-        return self.to_capsules(self.convolve(x))
-
-    def convolve(self, x):
-        """(B, in_channels, 20, 20) -> (B, T*D, 6, 6)."""
-        conv = self.conv
-        if x.device.type == "cpu" and conv.padding == (0, 0) and conv.stride[0] == conv.stride[1] > 1:
-            return strided_conv2d(x, conv.weight, conv.bias, conv.stride[0])   # faster backward on CPU
-        return conv(x)
+        return self.to_capsules(self.conv(x))             # (B, 256, 20, 20) -> (B, T*D, 6, 6) -> capsules
 
     def to_capsules(self, u):
         """Conv output (B, T*D, H, W) -> squashed capsules (B, T*H*W, D)."""
@@ -77,8 +80,7 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True):
     batch. With detach=True the iterations before the last see a detached u_hat, so c is a
     constant and the gradient reaches u_hat only through the last weighted sum.
     """
-    if num_iterations < 1:
-        raise ValueError(f"num_iterations must be >= 1, got {num_iterations}")
+    check_routing_iterations(num_iterations)
     if u_hat.dim() != 4:
         raise ValueError(f"u_hat must be (B, I, J, D), got shape {tuple(u_hat.shape)}")
     # Work parent-major: u is (B, J, I, D), so each parent's sums over children are contiguous
@@ -104,15 +106,18 @@ class DigitCaps(nn.Module):
 
     def __init__(self, num_in=1152, in_dim=8, num_out=10, out_dim=16, routing_iterations=3):
         super().__init__()
-        if routing_iterations < 1:
-            raise ValueError(f"routing_iterations must be >= 1, got {routing_iterations}")
+        check_routing_iterations(routing_iterations)
         self.num_in, self.in_dim, self.num_out, self.out_dim = num_in, in_dim, num_out, out_dim
         self.routing_iterations = routing_iterations
         # Stored as (I, J*D, in_dim): one batched matmul over i computes all predictions.
         self.W = nn.Parameter(0.01 * torch.randn(num_in, num_out * out_dim, in_dim))
 
     def predictions(self, u):
-        """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory."""
+        """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory.
+
+        Eq. 2's u_hat_j|i = W_ij u_i, in one line (the same numbers, computed slower):
+            torch.einsum("ijdk,bik->bijd", W.view(I, J, D, in_dim), u)
+        """
         B = u.shape[0]
         u = u.to(self.W.dtype)
         u_hat = u.permute(1, 0, 2) @ self.W.transpose(1, 2)   # (I, B, in) @ (I, in, J*D) -> (I, B, J*D)

@@ -1,14 +1,11 @@
 """Checkpoints: a model's config and weights (plus, for resuming, the training state).
 
 Loading uses torch.load(weights_only=True): a file can hold tensors, numbers, strings, lists and
-dicts, never code to run. Writes go to a temporary file that is renamed into place, so a run
-killed mid-write leaves the previous checkpoint intact.
+dicts, never code to run. Writes go through files.atomic_write, so a run killed mid-write leaves the previous
+checkpoint intact.
 """
-import errno
 import hashlib
-import os
 import pickle
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,11 +13,11 @@ from pathlib import Path
 
 import torch
 
+from .files import atomic_write
 from .model import model_from_config
 
 FORMAT = "capsnet_lib/checkpoint"
 VERSION = 1
-MAX_ROUTING_ITERATIONS = 100    # the paper uses 1-3; a corrupt config must not make evaluation hang
 PRETRAINED_FILE = "capsnet_mnist.pt"
 
 
@@ -32,29 +29,8 @@ class Checkpoint:
 
 
 def atomic_save(obj, path):
-    """torch.save to a temporary file in the same folder, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as error:
-        os.unlink(tmp)
-        if _disk_full(error):
-            raise OSError(errno.ENOSPC, f"the disk is full: could not save {path}; "
-                                        f"{'the previous ' + path.name + ' is intact' if path.exists() else 'nothing was written'}. "
-                                        "Free some space and --resume") from None
-        raise
-
-
-def _disk_full(error):
-    # torch.save reports a full disk as a RuntimeError from its zip writer ("unexpected pos").
-    return getattr(error, "errno", None) == errno.ENOSPC or (
-        isinstance(error, RuntimeError) and "unexpected pos" in str(error)) or "No space left" in str(error)
+    """torch.save, whole or not at all (files.atomic_write)."""
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def tensor_checksum(state_dict):
@@ -108,15 +84,11 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     # Files written before checksums existed (the shipped model among them) have none to verify.
     if "checksum" in payload and payload["checksum"] != tensor_checksum(state):
         raise ValueError(f"checkpoint {path} is corrupt: checksum mismatch (its weights are not the ones saved)")
-    iterations = config.get("routing_iterations", 1)
-    if not isinstance(iterations, int) or not 1 <= iterations <= MAX_ROUTING_ITERATIONS:
-        raise ValueError(f"checkpoint {path} has routing_iterations={iterations!r}; "
-                         f"expected an integer in 1..{MAX_ROUTING_ITERATIONS}")
     if model is None:
         try:
             model = model_from_config(config).float()    # float32 whatever the default dtype
-        except TypeError:
-            raise ValueError(f"checkpoint {path} has an unknown model config {config}") from None
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"checkpoint {path} has an unusable model config {config}: {error}") from None
     elif model.config_dict() != config:
         differ = {k: (config.get(k), v) for k, v in model.config_dict().items() if config.get(k) != v}
         raise ValueError(f"checkpoint {path} is for another configuration: "

@@ -99,7 +99,7 @@ def check_idx_pair(images_path, labels_path):
 def _missing_message(root):
     return (f"MNIST not found: expected the files {', '.join(RAW_FILES)} in {root / 'MNIST' / 'raw'}. "
             f"Point --data-root or ${DATA_ENV_VAR} at a folder holding MNIST/raw, or run "
-            f"`python -m capsnet_lib.data --data-root {root}` on a machine with internet to download it.")
+            f"`python -m capsnet_lib.download --data-root {root}` on a machine with internet to download it.")
 
 
 def to_float(images):
@@ -135,22 +135,3 @@ def batches(images, labels, batch_size, shuffle=False, augment=False, generator=
         if augment:
             x = random_shift(x, generator=generator)
         yield to_float(x), labels[index]
-
-
-def main(argv=None):
-    """`python -m capsnet_lib.data [--data-root DIR]`: fetch MNIST once (no-op if present)."""
-    import argparse
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--data-root", default=None, help=f"default: ${DATA_ENV_VAR} or ./{DEFAULT_DATA_ROOT}")
-    args = parser.parse_args(argv)
-    try:
-        for split in SPLITS:
-            images, _ = load_mnist(split, args.data_root)
-            print(f"{split}: {images.shape[0]} images")
-    except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"error: {error}")
-    print(f"MNIST ready in {data_root(args.data_root) / 'MNIST' / 'raw'}")
-
-
-if __name__ == "__main__":
-    main()

@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .capsules import DigitCaps, PrimaryCaps, capsule_length
+from .capsules import DigitCaps, PrimaryCaps, capsule_length, check_routing_iterations
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (1, 28, 28)
@@ -88,8 +88,7 @@ class CapsNet(nn.Module):
 
     def __init__(self, routing_iterations=3, reconstruction=True):
         super().__init__()
-        if not isinstance(routing_iterations, int) or routing_iterations < 1:
-            raise ValueError(f"routing_iterations must be an integer >= 1, got {routing_iterations!r}")
+        check_routing_iterations(routing_iterations)
         self.config = CapsNetConfig(routing_iterations, bool(reconstruction))
         self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
         self.primary_caps = PrimaryCaps()

@@ -63,13 +63,6 @@ def claim(out, resume, overwrite):
     return found if overwrite else []
 
 
-def remove_stale_temp_files(out):
-    """Temporary files that a killed checkpoint write left behind (they are never valid checkpoints)."""
-    for tmp in Path(out).glob(".*.pt.*.tmp"):
-        tmp.unlink(missing_ok=True)
-    (Path(out) / "metrics.csv.tmp").unlink(missing_ok=True)
-
-
 def check_resumable(saved, config):
     """Refuse a resume whose settings differ from the saved run's where that changes the numbers."""
     differences = [f"{name} was {saved[name]!r}, now {getattr(config, name)!r}"

@@ -12,8 +12,8 @@ Writes OUT/<row>/seed<N>/ (a training run plus test.json), OUT/runs.csv (one lin
 OUT/summary.csv (one line per row, beside the paper's numbers).
 """
 import csv
+import io
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint
 from .data import load_mnist
 from .device import pick_device
 from .evaluate import error_report, predict
+from .files import atomic_write_text
 from .sweep import epochs_done, run_sweep
 from .train import build_parser, config_from_args
 
@@ -70,9 +71,7 @@ def evaluate_once(config, commit, test_limit=None):
               "test_error_percent": round(100 * (1 - report["accuracy"]), 4), "test_errors": report["errors"],
               "test_images": report["total"], "train_seconds": round(seconds, 1), "hardware": checkpoint.extra.get("hardware", ""),
               "commit": commit, "parameters": sum(p.numel() for p in checkpoint.model.parameters())}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(result, indent=1))
     return result
 
 
@@ -95,12 +94,11 @@ def summarize(results, configs):
 
 
 def write_csv(path, fieldnames, lines):
-    tmp = Path(str(path) + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fieldnames, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(lines)
-    os.replace(tmp, path)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(lines)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def library_commit():

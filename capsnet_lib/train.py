@@ -22,9 +22,11 @@ from tqdm.auto import tqdm
 from . import distributed, run_folder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, batches, load_mnist
+from .files import atomic_write_text, remove_stale_temp_files
 from .device import PRECISIONS, autocast, hardware_name, pick_device, resolve_precision, tune_cpu_allocator
 from .evaluate import predict
 from .losses import capsnet_loss
+from .capsules import check_routing_iterations
 from .model import BaselineCNN, CapsNet
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
@@ -58,7 +60,8 @@ class TrainConfig:
     overwrite: bool = False         # start again in a folder that holds a run, replacing it
 
     def check(self):
-        for name in ("epochs", "batch_size", "lr_decay_steps", "routing_iterations"):
+        check_routing_iterations(self.routing_iterations)
+        for name in ("epochs", "batch_size", "lr_decay_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("max_steps", "train_limit", "val_limit"):
@@ -114,9 +117,7 @@ def write_metrics(history, path):
     writer = csv.DictWriter(buffer, fieldnames=METRICS)
     writer.writeheader()
     writer.writerows(history)
-    tmp = Path(str(path) + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    tmp.replace(path)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def run_training(config, on_epoch_end=None):
@@ -135,7 +136,7 @@ def run_training(config, on_epoch_end=None):
         run_folder.make_writable(config.out)
         with run_folder.locked(config.out):
             replaced = run_folder.claim(config.out, config.resume, config.overwrite)
-            run_folder.remove_stale_temp_files(config.out)
+            remove_stale_temp_files(config.out)
             if replaced:
                 print(f"--overwrite: replacing {', '.join(replaced)} in {config.out}", file=sys.stderr)
                 for name in replaced:

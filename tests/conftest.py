@@ -9,7 +9,7 @@ def mnist_root():
     """The MNIST root the suite reads ($CAPSNET_DATA or ./data); tests never download."""
     root = data_root()
     if not mnist_is_present(root):
-        pytest.fail(f"MNIST is not in {root}/MNIST/raw. Run `python -m capsnet_lib.data` once "
+        pytest.fail(f"MNIST is not in {root}/MNIST/raw. Run `python -m capsnet_lib.download` once "
                     "(it downloads), or set CAPSNET_DATA to a folder that holds MNIST/raw.")
     return root
 

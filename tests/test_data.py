@@ -1,8 +1,12 @@
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from capsnet_lib import load_mnist, random_shift
-from capsnet_lib.data import VALIDATION_SIZE, batches, main as data_main
+from capsnet_lib.data import VALIDATION_SIZE, batches
+from capsnet_lib.download import main as download_main
 
 
 def test_splits_have_the_expected_sizes_and_do_not_overlap(mnist_root):
@@ -63,9 +67,15 @@ def test_batches_cover_every_image_once_and_scale_to_unit_range(seeded):
     assert sorted(seen) == list(range(10))
 
 
-def test_data_cli_reports_a_missing_root_in_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr("capsnet_lib.data.load_mnist",
+def test_download_cli_reports_a_missing_root_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("capsnet_lib.download.load_mnist",
                         lambda split, root: load_mnist(split, root, download=False))
-    with pytest.raises(SystemExit) as info:
-        data_main(["--data-root", str(tmp_path)])
-    assert str(info.value).startswith("error: MNIST not found")
+    assert download_main(["--data-root", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith("error: MNIST not found")
+
+
+def test_the_download_command_checks_the_data_and_runs_without_a_warning(mnist_root):
+    result = subprocess.run([sys.executable, "-W", "error", "-m", "capsnet_lib.download", "--data-root",
+                             str(mnist_root)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "train: 55000 images" in result.stdout and result.stderr == ""

@@ -95,7 +95,7 @@ def test_bad_labels_get_a_clear_error(labels, error, message):
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5])
 def test_bad_routing_iterations_get_a_clear_error(bad):
-    with pytest.raises(ValueError, match="routing_iterations must be an integer >= 1"):
+    with pytest.raises(ValueError, match="routing_iterations must be an integer in 1..100"):
         CapsNet(routing_iterations=bad)
 
 

@@ -46,3 +46,33 @@ def test_the_common_reshape_bug_mixes_positions(seeded):
     conv_out[0, :, 2, 4] += 1.0
     changed = (buggy(conv_out) - before).abs().sum(-1)[0] > 0
     assert changed.sum() == 256                # one capsule per channel: the grouping is wrong
+
+
+def test_a_forward_hook_on_the_primary_conv_fires_on_cpu_and_can_replace_its_output(seeded):
+    primary = PrimaryCaps()
+    x = torch.randn(2, 256, 20, 20)
+    assert primary.conv.uses_polyphase(x), "the CPU fast path is not the one under test"
+    calls = []
+    handle = primary.conv.register_forward_hook(lambda module, args, out: calls.append(1) or torch.zeros_like(out))
+    out = primary(x)
+    handle.remove()
+    assert calls == [1], "the hook did not fire"
+    assert torch.equal(out, torch.zeros(2, 1152, 8)), "the hook's replacement output was ignored"
+
+
+def test_the_polyphase_path_is_taken_only_where_it_is_valid(seeded):
+    from capsnet_lib.strided_conv import PolyphaseConv2d
+    x = torch.randn(1, 4, 12, 12)
+    assert PolyphaseConv2d(4, 4, 3, stride=2).uses_polyphase(x)
+    for settings in (dict(stride=1), dict(stride=2, padding=1), dict(stride=2, dilation=2), dict(stride=2, groups=2),
+                     dict(stride=(2, 1))):
+        conv = PolyphaseConv2d(4, 4, 3, **settings)
+        assert not conv.uses_polyphase(x), f"polyphase taken for {settings}"
+        reference = torch.nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
+                                               conv.groups)
+        assert torch.allclose(conv(x), reference, atol=1e-6)
+
+
+def test_the_shipped_checkpoint_still_loads_into_the_primary_conv():
+    from capsnet_lib import load_pretrained
+    assert load_pretrained().primary_caps.conv.weight.shape == (256, 256, 9, 9)

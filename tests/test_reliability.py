@@ -198,7 +198,7 @@ def test_a_checkpoint_with_overwritten_weight_bytes_fails_its_checksum(tmp_path,
 @pytest.mark.parametrize("payload_changes, message", [
     (dict(state_dict=None), "is incomplete"),
     (dict(config=None), "is incomplete"),
-    (dict(config={"routing_iterations": 200000, "reconstruction": False}), r"routing_iterations=200000; expected"),
+    (dict(config={"routing_iterations": 200000, "reconstruction": False}), r"unusable model config .*routing_iterations must be an integer in 1..100, got 200000"),
 ])
 def test_malformed_checkpoint_payloads_get_one_line_errors(tmp_path, payload_changes, message):
     from capsnet_lib.checkpoint import FORMAT, VERSION

@@ -127,7 +127,14 @@ def test_digit_caps_weights_start_small(seeded):
 
 @pytest.mark.parametrize("bad", [0, -1])
 def test_routing_rejects_fewer_than_one_iteration(bad):
-    with pytest.raises(ValueError, match="num_iterations must be >= 1"):
+    with pytest.raises(ValueError, match="routing_iterations must be an integer in 1..100"):
         dynamic_routing(torch.randn(1, 4, 2, 3), bad)
-    with pytest.raises(ValueError, match="routing_iterations must be >= 1"):
+    with pytest.raises(ValueError, match="routing_iterations must be an integer in 1..100"):
         DigitCaps(routing_iterations=bad)
+
+
+def test_digit_caps_predictions_equal_the_einsum_of_eq_2(seeded):
+    caps = DigitCaps(num_in=6, in_dim=8, num_out=3, out_dim=4)
+    u = torch.randn(5, 6, 8)
+    expected = torch.einsum("ijdk,bik->bijd", caps.W.view(6, 3, 4, 8), u)      # u_hat_j|i = W_ij u_i
+    assert torch.allclose(caps.predictions(u), expected, atol=1e-6)

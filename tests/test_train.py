@@ -93,7 +93,7 @@ def test_train_cli_reports_a_missing_data_root_in_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--routing-iterations", "0"], "routing_iterations must be >= 1"),
+    (["--routing-iterations", "0"], "routing_iterations must be an integer in 1..100"),
     (["--batch-size", "0"], "batch_size must be >= 1"),
     (["--device", "cuda:banana"], "unknown device"),
 ])
