@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from .device import pick_device
+from .device import pick_device, tune_cpu_allocator
 from .train import build_parser, config_from_args, run_training
 
 
@@ -94,6 +94,7 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed, in OUT/seed<N>")
     parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
     args = parser.parse_args(argv)
+    tune_cpu_allocator()     # see train.main
     configs = [config_from_args(args, seed=seed, out=str(Path(args.out) / f"seed{seed}"), progress=False)
                for seed in args.seeds]
     try:

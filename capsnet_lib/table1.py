@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint
 from .data import load_mnist
-from .device import pick_device
+from .device import pick_device, tune_cpu_allocator
 from .evaluate import error_report, predict
 from .files import atomic_write_text
 from .sweep import epochs_done, run_sweep
@@ -120,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--test-limit", type=int, default=None, help="test only the first N images (quick runs)")
     parser.set_defaults(out="results/table1")
     args = parser.parse_args(argv)
+    tune_cpu_allocator()     # see train.main
     try:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")

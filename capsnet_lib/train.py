@@ -150,8 +150,6 @@ def run_training(config, on_epoch_end=None):
 def _train(config, device, parallel, on_epoch_end):
     precision = resolve_precision(config.precision, device)
     main_process = distributed.is_main_process()
-    if device.type == "cpu":
-        tune_cpu_allocator()
     out = Path(config.out)
     with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
         torch.manual_seed(config.seed)
@@ -337,6 +335,7 @@ def config_from_args(args, **changes):
 
 def main(argv=None):
     config = config_from_args(build_parser().parse_args(argv))
+    tune_cpu_allocator()     # a process-wide setting: the command owns its process, a library call does not
     try:
         history = run_training(config)
     except (ValueError, TypeError, OSError) as error:

@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from capsnet_lib.data import data_root, load_mnist, mnist_is_present
+from capsnet_lib.device import tune_cpu_allocator
+
+tune_cpu_allocator()    # as the training command does for its process (device.py says why)
 
 
 @pytest.fixture(scope="session")
