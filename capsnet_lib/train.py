@@ -156,25 +156,13 @@ def _train(config, device, parallel, on_epoch_end):
         model = prepare_model(make_model(config), device)
     optimizer, schedule = make_optimizer(model, config, device)
     history, step, start_epoch, best, progress = [], 0, 0, -1.0, None
-    if config.resume and (out / "last.pt").is_file() and not config.overwrite:
-        state = load_checkpoint(out / "last.pt", model=model, map_location=device).extra
-        missing = sorted(set(RESUME_STATE) - set(state))
-        if missing:
-            raise ValueError(f"{out / 'last.pt'} cannot be resumed: it lacks {', '.join(missing)} "
-                             "(is it a copy of a best.pt?)")
-        run_folder.check_resumable(state["train_config"], config)
-        if state["precision"] != precision:
-            raise ValueError(f"cannot resume a run trained in {state['precision']} in {precision}; "
-                             f"pass --precision {state['precision']}")
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        history, step, start_epoch, best = state["history"], state["step"], state["epoch"], state["best"]
-        progress = state.get("epoch_progress")
-        if progress:                  # stopped by --max-steps inside an epoch: its row was provisional
-            history = history[:-1]
-        write_metrics(history, out / "metrics.csv")   # a kill between the two writes left it a row short
+    resuming = config.resume and (out / "last.pt").is_file() and not config.overwrite
+    if resuming:
+        history, step, start_epoch, best, progress = _resume(out, model, optimizer, schedule, config, precision,
+                                                             device)
+    if main_process and resuming:
+        write_metrics(history, out / "metrics.csv")   # a kill between last.pt and metrics.csv left it short
     if main_process:
-        out.mkdir(parents=True, exist_ok=True)
         print(f"training on {device} in {precision} (asked: {config.precision})"
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
               f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
@@ -215,6 +203,26 @@ def _train(config, device, parallel, on_epoch_end):
         if on_epoch_end is not None:
             on_epoch_end(row)
     return history
+
+
+def _resume(out, model, optimizer, schedule, config, precision, device):
+    """Load OUT/last.pt into the model, optimizer and schedule, refusing what cannot be resumed.
+    Returns (history, step, epoch to start, best validation accuracy, progress in that epoch)."""
+    state = load_checkpoint(out / "last.pt", model=model, map_location=device).extra
+    missing = sorted(set(RESUME_STATE) - set(state))
+    if missing:
+        raise ValueError(f"{out / 'last.pt'} cannot be resumed: it lacks {', '.join(missing)} "
+                         "(is it a copy of a best.pt?)")
+    run_folder.check_resumable(state["train_config"], config)
+    if state["precision"] != precision:
+        raise ValueError(f"cannot resume a run trained in {state['precision']} in {precision}; "
+                         f"pass --precision {state['precision']}")
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    progress = state.get("epoch_progress")
+    # An epoch stopped by --max-steps is finished on resume; its provisional row is replaced.
+    history = state["history"][:-1] if progress else state["history"]
+    return history, state["step"], state["epoch"], state["best"], progress
 
 
 def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, precision, config, carried,
