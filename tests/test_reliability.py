@@ -9,7 +9,7 @@ import torch
 import capsnet_lib.train as train
 from capsnet_lib import load_checkpoint, load_pretrained, margin_loss, reconstruction_loss
 from capsnet_lib.data import load_mnist
-from capsnet_lib.train import TrainConfig, main as train_main, run_training
+from capsnet_lib.train import main as train_main, run_training
 from test_train import tiny
 
 
@@ -212,7 +212,7 @@ def test_malformed_checkpoint_payloads_get_one_line_errors(tmp_path, payload_cha
 
 
 def test_a_state_dict_of_another_architecture_names_the_keys(tmp_path, seeded):
-    from capsnet_lib import CapsNet, save_checkpoint
+    from capsnet_lib import CapsNet
     from capsnet_lib.checkpoint import FORMAT, VERSION
     state = CapsNet(reconstruction=False).state_dict()
     state["extra_layer.weight"] = torch.zeros(3)
