@@ -90,7 +90,8 @@ def _run_on(config, device, log):
 
 
 def main(argv=None):
-    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps"), prog="python -m capsnet_lib.sweep", description=__doc__)
+    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps"),
+                          prog="python -m capsnet_lib.sweep", description=__doc__)
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="one run per seed, in OUT/seed<N>")
     parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
     args = parser.parse_args(argv)

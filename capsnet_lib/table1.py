@@ -112,7 +112,8 @@ def library_commit():
 
 
 def main(argv=None):
-    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps", "model", "routing_iterations", "reconstruction"),
+    parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps", "model",
+                                   "routing_iterations", "reconstruction"),
                           prog="python -m capsnet_lib.table1", description=__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="runs per row, with seeds 0..N-1 (default 3)")
     parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS), help="default: all five")
