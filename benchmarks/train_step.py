@@ -70,9 +70,7 @@ def matmul_peak(dtype, device, n=2048):
 
 def run_variant(name, device, steps):
     """Measure one row in this process; returns images/s and the precision used."""
-    from capsnet_lib import CapsNet, resolve_precision
-    from capsnet_lib.device import autocast, tune_cpu_allocator
-    from capsnet_lib.train import TrainConfig, make_optimizer, prepare_model, train_step
+    from capsnet_lib import CapsNet, TrainConfig, make_optimizer, setup_runtime, train_step, tune_cpu_allocator
     from plain_capsnet import PlainCapsNet, plain_loss
 
     s = VARIANTS[name][1]
@@ -81,7 +79,8 @@ def run_variant(name, device, steps):
     images = torch.rand(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
     asked = s.get("precision", "auto" if s.get("default") or s.get("conv_only") else "fp32")
-    precision = resolve_precision(asked, device)
+    runtime = setup_runtime(device, asked)     # what the training command sets up, for this row's precision
+    precision = runtime.precision
     if (s.get("default") or s.get("allocator")) and device.type == "cpu":
         tune_cpu_allocator()
     if s.get("plain"):
@@ -97,25 +96,24 @@ def run_variant(name, device, steps):
             optimizer.step()
         run = (lambda: torch.no_grad()(model)(images)) if s.get("inference") else step
     elif s.get("conv_only"):
-        primary_caps = prepare_model(CapsNet(), device).primary_caps
+        primary_caps = runtime.model(CapsNet()).primary_caps
         # native: nn.Conv2d's own forward and backward, bypassing the library's CPU polyphase path
         conv = (lambda x: torch.nn.Conv2d.forward(primary_caps.conv, x)) if s.get("native") else primary_caps.conv
-        x = torch.randn(batch, 256, 20, 20, device=device).contiguous(memory_format=torch.channels_last)
-        x.requires_grad_(True)
+        x = runtime.images(torch.randn(batch, 256, 20, 20)).requires_grad_(True)
 
         def run():
-            with autocast(device, precision):
+            with runtime.autocast():
                 out = conv(x)
             out.float().sum().backward()
     elif s.get("runs"):
         return concurrent_runs(s["runs"], device, precision, steps)
     else:
         fast = s.get("default") or s.get("channels_last")
-        model = prepare_model(CapsNet(), device) if fast else CapsNet().to(device)
+        model = runtime.model(CapsNet()) if fast else CapsNet().to(device)
         if fast:
-            images = images.contiguous(memory_format=torch.channels_last)
+            images = runtime.images(images)
         if s.get("default"):
-            optimizer, _ = make_optimizer(model, TrainConfig(), device)
+            optimizer = make_optimizer(model, TrainConfig())
         else:
             optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=bool(s.get("fused")))
         step_fn = torch.compile(train_step) if s.get("compile") else train_step
@@ -124,7 +122,7 @@ def run_variant(name, device, steps):
 
             @torch.no_grad()
             def run():
-                with autocast(device, precision):
+                with runtime.autocast():
                     model(images)
         else:
             run = lambda: step_fn(model, optimizer, images, labels, precision)
@@ -142,14 +140,15 @@ def concurrent_runs(runs, device, precision, steps):
     capsnet_lib.sweep runs them), on random batches of 128."""
     import threading
 
-    from capsnet_lib import CapsNet
-    from capsnet_lib.train import TrainConfig, make_optimizer, prepare_model, train_step
+    from capsnet_lib import CapsNet, Runtime, TrainConfig, make_optimizer, train_step
+
+    runtime = Runtime(device, precision)
 
     def one_run(seed, barrier, times):
         torch.manual_seed(seed)
-        model = prepare_model(CapsNet(), device)
-        optimizer, _ = make_optimizer(model, TrainConfig(), device)
-        images = torch.rand(128, 1, 28, 28, device=device).contiguous(memory_format=torch.channels_last)
+        model = runtime.model(CapsNet())
+        optimizer = make_optimizer(model, TrainConfig())
+        images = runtime.images(torch.rand(128, 1, 28, 28))
         labels = torch.randint(0, 10, (128,), device=device)
         step = lambda: train_step(model, optimizer, images, labels, precision)
         barrier.wait()                              # all runs built before any is timed
@@ -206,7 +205,7 @@ def main():
     device = pick_device(args.device)
     steps = args.steps or (10 if device.type == "cpu" else 50)
     if args.peaks:
-        from capsnet_lib.device import cpu_has_fast_bf16
+        from capsnet_lib.precision import cpu_has_fast_bf16
         # Without bf16 hardware a CPU emulates bf16 matmuls, minutes for this size: no peak to state.
         bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
         print(json.dumps({"fp32": matmul_peak(torch.float32, device),

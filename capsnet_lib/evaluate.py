@@ -8,8 +8,9 @@ import sys
 import torch
 
 from .data import DATA_ENV_VAR, load_mnist, to_float
-from .device import PRECISIONS, autocast, pick_device, resolve_precision, tune_cpu_allocator
 from .model import NUM_CLASSES, predicted_classes
+from .precision import PRECISIONS, autocast
+from .runtime import setup_runtime, tune_cpu_allocator
 
 
 @torch.no_grad()
@@ -47,21 +48,19 @@ def main(argv=None):
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--batch-size", type=int, default=500)
     args = p.parse_args(argv)
+    tune_cpu_allocator()     # a process-wide setting: the command owns its process (see runtime.py)
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        device = pick_device(args.device)
-        precision = resolve_precision(args.precision, device)
-        if device.type == "cpu":
-            tune_cpu_allocator()
-        model = load_checkpoint(args.checkpoint).model.to(device=device, memory_format=torch.channels_last)
+        runtime = setup_runtime(args.device, args.precision)
+        model = runtime.model(load_checkpoint(args.checkpoint).model)
         images, labels = load_mnist(args.split, args.data_root, args.download)
-        report = error_report(predict(model, images.to(device), args.batch_size, precision), labels)
+        report = error_report(predict(model, images.to(runtime.device), args.batch_size, runtime.precision), labels)
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "
-          f"{report['total']} images; {device}, {precision})")
+          f"{report['total']} images; {runtime.device}, {runtime.precision})")
     print("errors per true class: " + ", ".join(f"{k}: {n}" for k, n in enumerate(report["errors_per_class"])))
     return 0
 

@@ -1,4 +1,5 @@
 """The assembled CapsNet (Sec. 4, Fig. 1-2), its decoder, and the paper's baseline CNN."""
+import math
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from .capsules import DigitCaps, PrimaryCaps, capsule_length, check_routing_iterations
 
 NUM_CLASSES = 10
+DIGIT_CAPS_DIM = 16                 # the pose of a digit capsule (Sec. 4)
 IMAGE_SHAPE = (1, 28, 28)
 
 
@@ -48,12 +50,12 @@ def check_labels(labels, batch_size):
 class Decoder(nn.Module):
     """Fig. 2: the masked digit capsules (10 x 16) -> 512 -> 1024 -> 784 pixels."""
 
-    def __init__(self, num_caps=NUM_CLASSES, caps_dim=16):
+    def __init__(self, num_caps=NUM_CLASSES, caps_dim=DIGIT_CAPS_DIM):
         super().__init__()
         self.net = nn.Sequential(
             nn.Linear(num_caps * caps_dim, 512), nn.ReLU(inplace=True),
             nn.Linear(512, 1024), nn.ReLU(inplace=True),
-            nn.Linear(1024, 784), nn.Sigmoid(),
+            nn.Linear(1024, math.prod(IMAGE_SHAPE)), nn.Sigmoid(),
         )
 
     def forward(self, digit_caps, labels=None):
@@ -92,7 +94,7 @@ class CapsNet(nn.Module):
         self.config = CapsNetConfig(routing_iterations, bool(reconstruction))
         self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
         self.primary_caps = PrimaryCaps()
-        self.digit_caps = DigitCaps(routing_iterations=routing_iterations)
+        self.digit_caps = DigitCaps(num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM, routing_iterations=routing_iterations)
         self.decoder = Decoder() if reconstruction else None
 
     def forward(self, images, labels=None):
@@ -111,8 +113,9 @@ class CapsNet(nn.Module):
         """Reconstruct images from any (e.g. perturbed) digit capsules (B, 10, 16) (Fig. 4)."""
         if self.decoder is None:
             raise ValueError("this CapsNet was built with reconstruction=False and has no decoder")
-        if digit_caps.dim() != 3 or tuple(digit_caps.shape[1:]) != (NUM_CLASSES, 16):
-            raise ValueError(f"digit_caps must have shape (B, 10, 16), got {tuple(digit_caps.shape)}")
+        if digit_caps.dim() != 3 or tuple(digit_caps.shape[1:]) != (NUM_CLASSES, DIGIT_CAPS_DIM):
+            raise ValueError(f"digit_caps must have shape (B, {NUM_CLASSES}, {DIGIT_CAPS_DIM}), "
+                             f"got {tuple(digit_caps.shape)}")
         if labels is not None:
             check_labels(labels, digit_caps.shape[0])
             labels = labels.long()

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .device import pick_device, tune_cpu_allocator
+from .device import pick_device
+from .runtime import tune_cpu_allocator
 from .train import build_parser, config_from_args, run_training
 
 

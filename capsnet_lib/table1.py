@@ -21,9 +21,9 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint
 from .data import load_mnist
-from .device import pick_device, tune_cpu_allocator
 from .evaluate import error_report, predict
 from .files import atomic_write_text
+from .runtime import setup_runtime, tune_cpu_allocator
 from .sweep import epochs_done, run_sweep
 from .train import build_parser, config_from_args
 
@@ -62,9 +62,9 @@ def evaluate_once(config, commit, test_limit=None):
     if path.is_file():
         return json.loads(path.read_text())
     checkpoint = load_checkpoint(Path(config.out) / "best.pt")
-    device = pick_device(config.device)
+    runtime = setup_runtime(config.device, "fp32")
     images, labels = (t[:test_limit] for t in load_mnist("test", config.data_root, config.download))
-    report = error_report(predict(checkpoint.model.to(device), images.to(device)), labels)
+    report = error_report(predict(runtime.model(checkpoint.model), images.to(runtime.device)), labels)
     with open(Path(config.out) / "metrics.csv") as f:
         seconds = sum(float(r["epoch_seconds"]) + float(r.get("val_seconds") or 0) for r in csv.DictReader(f))
     result = {"best_epoch": checkpoint.extra["epoch"], "val_accuracy": checkpoint.extra["val_accuracy"],

@@ -23,11 +23,13 @@ from . import distributed, run_folder
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, batches, load_mnist
 from .files import atomic_write_text, remove_stale_temp_files
-from .device import PRECISIONS, autocast, hardware_name, pick_device, resolve_precision, tune_cpu_allocator
+from .capsules import check_routing_iterations
+from .device import hardware_name, pick_device
 from .evaluate import predict
 from .losses import capsnet_loss
-from .capsules import check_routing_iterations
 from .model import BaselineCNN, CapsNet
+from .precision import PRECISIONS, autocast
+from .runtime import setup_runtime, tune_cpu_allocator
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")
@@ -86,13 +88,17 @@ def model_loss(model, images, labels):
     return capsnet_loss(model(images, labels), images, labels)
 
 
-def make_optimizer(model, config, device):
-    """Adam and its schedule lr = lr0 * decay ** (step / decay_steps), stepped once per batch."""
+def make_optimizer(model, config):
+    """Adam over the model's parameters at config.lr."""
     # The fused Adam kernel updates all parameters in one pass (CPU and CUDA).
-    fused = device.type in ("cpu", "cuda")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+    fused = next(model.parameters()).device.type in ("cpu", "cuda")
+    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+
+
+def make_schedule(optimizer, config):
+    """lr = lr0 * lr_decay ** (step / lr_decay_steps), stepped once per batch."""
     decay = lambda step: config.lr_decay ** (step / config.lr_decay_steps)
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
 def train_step(model, optimizer, images, labels, precision, loss_weight=1.0):
@@ -105,11 +111,6 @@ def train_step(model, optimizer, images, labels, precision, loss_weight=1.0):
     (loss * loss_weight if loss_weight != 1.0 else loss).backward()
     optimizer.step()
     return loss.detach()
-
-
-def prepare_model(model, device):
-    # Channels-last makes the bf16 convolutions markedly faster on CPU (oneDNN's native layout).
-    return model.to(device=device, memory_format=torch.channels_last)
 
 
 def write_metrics(history, path):
@@ -148,13 +149,15 @@ def run_training(config, on_epoch_end=None):
 
 
 def _train(config, device, parallel, on_epoch_end):
-    precision = resolve_precision(config.precision, device)
+    runtime = setup_runtime(device, config.precision)
+    precision = runtime.precision
     main_process = distributed.is_main_process()
     out = Path(config.out)
     with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
         torch.manual_seed(config.seed)
-        model = prepare_model(make_model(config), device)
-    optimizer, schedule = make_optimizer(model, config, device)
+        model = runtime.model(make_model(config))
+    optimizer = make_optimizer(model, config)
+    schedule = make_schedule(optimizer, config)
     history, step, start_epoch, best, progress = [], 0, 0, -1.0, None
     resuming = config.resume and (out / "last.pt").is_file() and not config.overwrite
     if resuming:
@@ -167,8 +170,7 @@ def _train(config, device, parallel, on_epoch_end):
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
               f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
 
-    train_x, train_y = (t[:config.train_limit].to(device) for t in load_mnist("train", config.data_root, config.download))
-    val_x, val_y = (t[:config.val_limit].to(device) for t in load_mnist("val", config.data_root, config.download))
+    (train_x, train_y), (val_x, val_y) = _load_splits(config, device)
     if parallel:
         check_shardable(train_x.shape[0], config.batch_size, distributed.world_size())
     trained = torch.nn.parallel.DistributedDataParallel(model) if parallel else model
@@ -178,7 +180,7 @@ def _train(config, device, parallel, on_epoch_end):
         started = time.perf_counter()
         carried = progress if epoch == start_epoch and progress else {"steps": 0, "loss_sum": 0.0, "images": 0}
         loss_sum, trained_now, epoch_steps, step = _train_epoch(
-            trained, optimizer, schedule, train_x, train_y, epoch, step, precision, config, carried,
+            trained, optimizer, schedule, train_x, train_y, epoch, step, runtime, config, carried,
             show_progress=config.progress and main_process)
         loss_sum, seen = distributed.average(loss_sum), carried["images"] + trained_now
         complete = epoch_steps == math.ceil(train_x.shape[0] / config.batch_size)
@@ -186,13 +188,10 @@ def _train(config, device, parallel, on_epoch_end):
         check_finite(loss_sum, model, step, epoch)
         if not main_process:
             continue
-        val_started = _synchronized_clock(device)
-        predictions = predict(model, val_x, precision=precision)
         row = {"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6),
-               "val_accuracy": round((predictions == val_y).float().mean().item(), 6),
+               **_validate(model, val_x, val_y, precision),
                "lr": float(optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
-               "images_per_second": round(trained_now / seconds, 1),
-               "val_seconds": round(_synchronized_clock(device) - val_started, 3)}
+               "images_per_second": round(trained_now / seconds, 1)}
         history.append(row)
         progress = None if complete else {"steps": epoch_steps, "loss_sum": loss_sum.item(), "images": seen}
         _save(out, model, optimizer, schedule, history, best, step, precision, device, config, progress)
@@ -203,6 +202,19 @@ def _train(config, device, parallel, on_epoch_end):
         if on_epoch_end is not None:
             on_epoch_end(row)
     return history
+
+
+def _load_splits(config, device):
+    """(train images, labels) and (validation images, labels) on the device, cut to the limits."""
+    return [tuple(t[:limit].to(device) for t in load_mnist(split, config.data_root, config.download))
+            for split, limit in (("train", config.train_limit), ("val", config.val_limit))]
+
+
+def _validate(model, val_x, val_y, precision):
+    """{'val_accuracy', 'val_seconds'} of the model on the validation images."""
+    started = _synchronized_clock(val_x.device)
+    accuracy = (predict(model, val_x, precision=precision) == val_y).float().mean().item()
+    return {"val_accuracy": round(accuracy, 6), "val_seconds": round(_synchronized_clock(val_x.device) - started, 3)}
 
 
 def _resume(out, model, optimizer, schedule, config, precision, device):
@@ -225,7 +237,7 @@ def _resume(out, model, optimizer, schedule, config, precision, device):
     return history, state["step"], state["epoch"], state["best"], progress
 
 
-def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, precision, config, carried,
+def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runtime, config, carried,
                  show_progress):
     """One pass over the shuffled, shifted training images (or until config.max_steps). An epoch
     resumed after `carried["steps"]` steps draws and skips those batches, so it gets the same
@@ -242,12 +254,12 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, prec
     for k, (images, labels) in enumerate(bar):
         if k < skip:
             continue
-        images, seen = images.contiguous(memory_format=torch.channels_last), seen + labels.shape[0]
+        images, seen = runtime.images(images), seen + labels.shape[0]
         if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
             images, labels, weight = distributed.shard(images, labels)
-            loss_sum += weight * train_step(model, optimizer, images, labels, precision, loss_weight=weight)
+            loss_sum += weight * train_step(model, optimizer, images, labels, runtime.precision, loss_weight=weight)
         else:
-            loss = train_step(model, optimizer, images, labels, precision)
+            loss = train_step(model, optimizer, images, labels, runtime.precision)
             if device.type == "cpu":      # free on a CPU; a GPU is checked once per epoch, without syncs
                 check_finite(loss, None, step + 1, epoch)
             loss_sum += loss

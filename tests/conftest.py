@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from capsnet_lib.data import data_root, load_mnist, mnist_is_present
-from capsnet_lib.device import tune_cpu_allocator
+from capsnet_lib.data import data_root, load_mnist, mnist_is_present, to_float
+from capsnet_lib.runtime import tune_cpu_allocator
 
-tune_cpu_allocator()    # as the training command does for its process (device.py says why)
+tune_cpu_allocator()    # as the training command does for its process (runtime.py says why)
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +21,7 @@ def mnist_root():
 def test_digits(mnist_root):
     """The first 200 test digits as float images (200, 1, 28, 28) and labels (200,)."""
     images, labels = load_mnist("test", mnist_root, download=False)
-    return images[:200].unsqueeze(1).float() / 255, labels[:200]
+    return to_float(images[:200]), labels[:200]
 
 
 @pytest.fixture
