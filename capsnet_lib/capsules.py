@@ -66,7 +66,7 @@ class PrimaryCaps(nn.Module):
         return squash(u)                                   # (B, T*H*W, D) float32
 
 
-def dynamic_routing(u_hat, num_iterations=3, detach=True):
+def dynamic_routing(u_hat, num_iterations=3, detach=True, bias=None):
     """Procedure 1: routing by agreement.
 
     u_hat: (B, I, J, D) predictions u_hat_j|i of every child i for every parent j.
@@ -78,7 +78,9 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True):
                        b_ij = b_ij + u_hat_j|i . v_j       (agreement)
     The logits b start at zero for every call and every example: nothing is shared across the
     batch. With detach=True the iterations before the last see a detached u_hat, so c is a
-    constant and the gradient reaches u_hat only through the last weighted sum.
+    constant and the gradient reaches u_hat only through the last weighted sum. `bias` (J, D),
+    if given, is added to every s_j before the squash, as in the authors' released code (the
+    paper's Procedure 1 has none).
     """
     check_routing_iterations(num_iterations)
     if u_hat.dim() != 4:
@@ -94,6 +96,8 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True):
         u_r = u if last else u_routing
         c = F.softmax(b, dim=1)                            # (B, J, I): sums to 1 over parents j
         s = (c.to(u_r.dtype).unsqueeze(2) @ u_r).squeeze(2)   # (B, J, D)
+        if bias is not None:
+            s = s + bias
         v = squash(s)                                      # (B, J, D) float32
         if not last:
             agreement = (u_r @ v.to(u_r.dtype).unsqueeze(-1)).squeeze(-1)  # (B, J, I)
@@ -104,13 +108,17 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True):
 class DigitCaps(nn.Module):
     """One 16x8 matrix W_ij per (child i, digit j): u_hat_j|i = W_ij u_i (Eq. 2), then routing."""
 
-    def __init__(self, num_in=1152, in_dim=8, num_out=10, out_dim=16, routing_iterations=3):
+    def __init__(self, num_in=1152, in_dim=8, num_out=10, out_dim=16, routing_iterations=3, detach=True,
+                 bias=False):
+        """detach: see dynamic_routing. bias: learn a bias for every s_j (the authors' code; it
+        starts at 0.1 there, as here)."""
         super().__init__()
         check_routing_iterations(routing_iterations)
         self.num_in, self.in_dim, self.num_out, self.out_dim = num_in, in_dim, num_out, out_dim
-        self.routing_iterations = routing_iterations
+        self.routing_iterations, self.detach = routing_iterations, detach
         # Stored as (I, J*D, in_dim): one batched matmul over i computes all predictions.
         self.W = nn.Parameter(0.01 * torch.randn(num_in, num_out * out_dim, in_dim))
+        self.bias = nn.Parameter(torch.full((num_out, out_dim), 0.1)) if bias else None
 
     def predictions(self, u):
         """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory.
@@ -128,6 +136,6 @@ class DigitCaps(nn.Module):
         u_hat = u_hat.permute(1, 2, 0, 3).contiguous()     # (B, J, I, D) in memory
         return u_hat.transpose(1, 2)                       # (B, I, J, D) view
 
-    def forward(self, u, detach=True):
+    def forward(self, u):
         u_hat = self.predictions(u)
-        return dynamic_routing(u_hat, self.routing_iterations, detach=detach)
+        return dynamic_routing(u_hat, self.routing_iterations, self.detach, self.bias)

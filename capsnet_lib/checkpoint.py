@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from .files import atomic_write
-from .model import model_from_config
+from .model import complete_config, model_from_config
 
 FORMAT = "capsnet_lib/checkpoint"
 VERSION = 1
@@ -84,6 +84,7 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     # Files written before checksums existed (the shipped model among them) have none to verify.
     if "checksum" in payload and payload["checksum"] != tensor_checksum(state):
         raise ValueError(f"checkpoint {path} is corrupt: checksum mismatch (its weights are not the ones saved)")
+    config = _complete(config, path)       # defaults for fields added after the file was written
     if model is None:
         try:
             model = model_from_config(config).float()    # float32 whatever the default dtype
@@ -122,3 +123,10 @@ def load_pretrained():
     if not path.is_file():
         raise FileNotFoundError(f"the pretrained checkpoint {path} is missing from this install")
     return load_checkpoint(path).model.eval()
+
+
+def _complete(config, path):
+    try:
+        return complete_config(config)
+    except TypeError as error:
+        raise ValueError(f"checkpoint {path} has an unusable model config {config}: {error}") from None

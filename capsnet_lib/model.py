@@ -75,6 +75,8 @@ class Decoder(nn.Module):
 class CapsNetConfig:
     routing_iterations: int = 3
     reconstruction: bool = True
+    routing_detach: bool = True      # only the last routing iteration carries gradient (see dynamic_routing)
+    routing_bias: bool = False       # a learned bias on s_j, as in the authors' code (not in the paper)
 
 
 @dataclass
@@ -88,13 +90,17 @@ class CapsNetOutput:
 class CapsNet(nn.Module):
     """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D) -> DigitCaps (10 of 16D)."""
 
-    def __init__(self, routing_iterations=3, reconstruction=True):
+    def __init__(self, routing_iterations=3, reconstruction=True, routing_detach=True, routing_bias=False):
         super().__init__()
         check_routing_iterations(routing_iterations)
-        self.config = CapsNetConfig(routing_iterations, bool(reconstruction))
+        for name, value in (("routing_detach", routing_detach), ("routing_bias", routing_bias)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be True or False, got {value!r}")
+        self.config = CapsNetConfig(routing_iterations, bool(reconstruction), routing_detach, routing_bias)
         self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
         self.primary_caps = PrimaryCaps()
-        self.digit_caps = DigitCaps(num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM, routing_iterations=routing_iterations)
+        self.digit_caps = DigitCaps(num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM, routing_iterations=routing_iterations,
+                                    detach=routing_detach, bias=routing_bias)
         self.decoder = Decoder() if reconstruction else None
 
     def forward(self, images, labels=None):
@@ -159,12 +165,22 @@ class BaselineCNN(nn.Module):
         return asdict(self.config)
 
 
+def complete_config(config):
+    """A config dict with every field its model has: the defaults filled in for fields added
+    after it was saved (e.g. the shipped model's, which predates routing_detach). Raises
+    TypeError for fields neither model has."""
+    if config.get("model") == BaselineConfig.model:
+        return asdict(BaselineConfig(**config))
+    return asdict(CapsNetConfig(**config))
+
+
 def model_from_config(config):
     """Rebuild a model from its config_dict(): a BaselineCNN if the config says so, else a
     CapsNet. Raises TypeError for fields neither model has."""
-    if config.get("model") == BaselineConfig.model:
-        return BaselineCNN(BaselineConfig(**config).dropout)
-    return CapsNet(**asdict(CapsNetConfig(**config)))
+    config = complete_config(config)
+    if config.pop("model", None) == BaselineConfig.model:
+        return BaselineCNN(**config)
+    return CapsNet(**config)
 
 
 def predicted_classes(model, images):

@@ -26,6 +26,8 @@ def check_options(config):
         raise ValueError(f"lr must be a finite number > 0, got {config.lr}")
     if not (math.isfinite(config.lr_decay) and 0 < config.lr_decay <= 1):
         raise ValueError(f"lr_decay must be in (0, 1] (1 keeps the lr constant), got {config.lr_decay}")
+    if not (math.isfinite(config.reconstruction_weight) and config.reconstruction_weight >= 0):
+        raise ValueError(f"reconstruction_weight must be a finite number >= 0, got {config.reconstruction_weight}")
     if not 0 <= config.seed <= MAX_SEED:
         raise ValueError(f"seed must be in 0..{MAX_SEED}, got {config.seed}")
 

@@ -26,7 +26,7 @@ from .files import atomic_write_text, remove_stale_temp_files
 from .capsules import check_routing_iterations
 from .device import hardware_name, pick_device
 from .evaluate import predict
-from .losses import capsnet_loss
+from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
@@ -48,6 +48,9 @@ class TrainConfig:
     model: str = "capsnet"          # or "baseline_cnn", the paper's CNN of Sec. 5
     routing_iterations: int = 3
     reconstruction: bool = True
+    reconstruction_weight: float = RECONSTRUCTION_WEIGHT   # 0.0005 (Sec. 4.1); see notebook 04 for 0.001
+    routing_detach: bool = True     # gradient through the last routing iteration only (dynamic_routing)
+    routing_bias: bool = False      # a learned bias on s_j, as in the authors' code
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -78,14 +81,14 @@ def make_model(config):
     """The model a TrainConfig asks for, built from the global RNG (seed it first)."""
     if config.model == "baseline_cnn":
         return BaselineCNN()
-    return CapsNet(config.routing_iterations, config.reconstruction)
+    return CapsNet(config.routing_iterations, config.reconstruction, config.routing_detach, config.routing_bias)
 
 
-def model_loss(model, images, labels):
+def model_loss(model, images, labels, reconstruction_weight=RECONSTRUCTION_WEIGHT):
     """A CapsNet's margin + 0.0005 x reconstruction loss, or the baseline's cross-entropy."""
     if isinstance(getattr(model, "module", model), BaselineCNN):      # model may be wrapped by DDP
         return F.cross_entropy(model(images).float(), labels)
-    return capsnet_loss(model(images, labels), images, labels)
+    return capsnet_loss(model(images, labels), images, labels, reconstruction_weight)
 
 
 def make_optimizer(model, config):
@@ -101,12 +104,13 @@ def make_schedule(optimizer, config):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
-def train_step(model, optimizer, images, labels, precision, loss_weight=1.0):
+def train_step(model, optimizer, images, labels, precision, loss_weight=1.0,
+               reconstruction_weight=RECONSTRUCTION_WEIGHT):
     """One step: forward (with the model's routing iterations), margin + 0.0005 x reconstruction
     loss (model_loss), Adam. `loss_weight` scales the loss for backward (a process's share in
     data-parallel training); the returned loss is unscaled."""
     with autocast(images.device, precision):
-        loss = model_loss(model, images, labels)
+        loss = model_loss(model, images, labels, reconstruction_weight)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_weight if loss_weight != 1.0 else loss).backward()
     optimizer.step()
@@ -257,9 +261,11 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runt
         images, seen = runtime.images(images), seen + labels.shape[0]
         if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
             images, labels, weight = distributed.shard(images, labels)
-            loss_sum += weight * train_step(model, optimizer, images, labels, runtime.precision, loss_weight=weight)
+            loss_sum += weight * train_step(model, optimizer, images, labels, runtime.precision, weight,
+                                            config.reconstruction_weight)
         else:
-            loss = train_step(model, optimizer, images, labels, runtime.precision)
+            loss = train_step(model, optimizer, images, labels, runtime.precision,
+                              reconstruction_weight=config.reconstruction_weight)
             if device.type == "cpu":      # free on a CPU; a GPU is checked once per epoch, without syncs
                 check_finite(loss, None, step + 1, epoch)
             loss_sum += loss
@@ -332,6 +338,11 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
     add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
     add("routing_iterations", "--routing-iterations", type=int, default=d.routing_iterations)
     add("reconstruction", "--no-reconstruction", action="store_false", help="train without the decoder and its loss")
+    add("reconstruction_weight", "--reconstruction-weight", type=float, default=d.reconstruction_weight,
+        help="weight of the summed squared reconstruction error (paper: 0.0005)")
+    add("routing_detach", "--no-routing-detach", action="store_false",
+        help="backpropagate through every routing iteration, as the authors' code does")
+    add("routing_bias", "--routing-bias", action="store_true", help="a learned bias on s_j, as in the authors' code")
     add("seed", "--seed", type=int, default=d.seed)
     add("device", "--device", default=d.device, help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     add("precision", "--precision", default=d.precision, choices=PRECISIONS)

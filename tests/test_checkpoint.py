@@ -9,7 +9,8 @@ def test_round_trip_keeps_weights_config_and_extra(tmp_path, seeded):
     model = CapsNet(routing_iterations=2, reconstruction=False)
     save_checkpoint(tmp_path / "m.pt", model, epoch=3, note="hello")
     loaded = load_checkpoint(tmp_path / "m.pt")
-    assert loaded.config == {"routing_iterations": 2, "reconstruction": False}
+    assert loaded.config == {"routing_iterations": 2, "reconstruction": False, "routing_detach": True,
+                             "routing_bias": False}
     assert loaded.extra == {"epoch": 3, "note": "hello"}
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
         assert torch.equal(a, b), f"{name} changed in the round trip"
@@ -110,3 +111,20 @@ def test_pretrained_model_classifies_test_digits(test_digits):
     with torch.no_grad():
         accuracy = (model(images).lengths.argmax(1) == labels).float().mean().item()
     assert accuracy >= 0.99, f"pretrained model got {accuracy:.3f} on 200 test digits"
+
+
+def test_the_authors_routing_options_round_trip_with_their_bias(tmp_path, seeded):
+    model = CapsNet(routing_detach=False, routing_bias=True)
+    assert model.digit_caps.bias.shape == (10, 16) and torch.all(model.digit_caps.bias == 0.1)
+    save_checkpoint(tmp_path / "authors.pt", model)
+    loaded = load_checkpoint(tmp_path / "authors.pt").model
+    assert loaded.config.routing_detach is False and torch.equal(loaded.digit_caps.bias, model.digit_caps.bias)
+
+
+def test_a_checkpoint_saved_before_the_routing_options_loads_with_their_defaults(tmp_path, seeded):
+    """The shipped model's config has only routing_iterations and reconstruction."""
+    loaded = load_checkpoint(checkpoint.pretrained_path(), model=CapsNet())
+    assert loaded.config == {"routing_iterations": 3, "reconstruction": True, "routing_detach": True,
+                             "routing_bias": False}
+    with pytest.raises(ValueError, match="routing_bias is False in the file but True in the model"):
+        load_checkpoint(checkpoint.pretrained_path(), model=CapsNet(routing_bias=True))

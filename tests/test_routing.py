@@ -138,3 +138,28 @@ def test_digit_caps_predictions_equal_the_einsum_of_eq_2(seeded):
     u = torch.randn(5, 6, 8)
     expected = torch.einsum("ijdk,bik->bijd", caps.W.view(6, 3, 4, 8), u)      # u_hat_j|i = W_ij u_i
     assert torch.allclose(caps.predictions(u), expected, atol=1e-6)
+
+
+def test_a_routing_bias_is_added_to_every_s_j_before_the_squash(seeded):
+    """The authors' variant: s_j = sum_i c_ij u_hat_j|i + b_j in every iteration."""
+    u_hat, bias = torch.randn(2, 20, 3, 4), torch.randn(3, 4)
+    b = torch.zeros(2, 20, 3)
+    for r in range(3):
+        c = torch.softmax(b, dim=2)
+        v = squash((c[..., None] * u_hat).sum(1) + bias)
+        b = b + (u_hat * v[:, None]).sum(-1)
+    v_lib, _ = dynamic_routing(u_hat, 3, bias=bias)
+    assert torch.allclose(v_lib, v, atol=1e-5)
+    assert not torch.allclose(dynamic_routing(u_hat, 3)[0], v, atol=1e-3), "the bias must change the result"
+
+
+def test_digit_caps_route_with_their_own_detach_and_bias_settings(seeded):
+    u = squash(torch.randn(2, 6, 8))
+    plain, authors = DigitCaps(6, 8, 3, 4), DigitCaps(6, 8, 3, 4, detach=False, bias=True)
+    authors.W.data.copy_(plain.W.data)
+    assert plain.bias is None and authors.bias.shape == (3, 4)
+    v_plain, c_plain = plain(u)
+    v_authors, c_authors = authors(u)
+    assert not c_plain.requires_grad and c_authors.requires_grad
+    v_expected, _ = dynamic_routing(plain.predictions(u), 3, detach=False, bias=authors.bias)
+    assert torch.allclose(v_authors, v_expected, atol=1e-6)

@@ -49,11 +49,11 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, mnist
     run_training(tiny(tmp_path / "whole"))
     real_step, calls = train.train_step, []
 
-    def killed_in_epoch_two(*args):
+    def killed_in_epoch_two(*args, **options):
         calls.append(1)
         if len(calls) == 11:                      # step 3 of epoch 2
             raise KeyboardInterrupt
-        return real_step(*args)
+        return real_step(*args, **options)
     monkeypatch.setattr(train, "train_step", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run_training(tiny(tmp_path / "killed"))
@@ -113,3 +113,15 @@ def test_evaluate_cli_prints_accuracy_and_per_class_errors(tmp_path, mnist_root,
     out = capsys.readouterr().out
     assert "val accuracy:" in out and "errors in 5000 images" in out
     assert out.count(": ") >= 10 and "errors per true class: 0:" in out
+
+
+def test_the_routing_and_loss_options_reach_the_trained_model(tmp_path, mnist_root):
+    out = tmp_path / "authors"
+    assert train_main(["--epochs", "1", "--max-steps", "2", "--batch-size", "8", "--train-limit", "16",
+                       "--val-limit", "8", "--device", "cpu", "--no-download", "--no-progress",
+                       "--data-root", str(mnist_root), "--out", str(out), "--no-routing-detach", "--routing-bias",
+                       "--reconstruction-weight", "0.001"]) == 0
+    saved = load_checkpoint(out / "last.pt")
+    assert saved.config["routing_detach"] is False and saved.config["routing_bias"] is True
+    assert saved.model.digit_caps.bias is not None
+    assert saved.extra["train_config"]["reconstruction_weight"] == 0.001
