@@ -1,0 +1,49 @@
+"""What each dimension of a digit capsule does, measured: perturb it, decode, and compare simple
+image statistics of the two ends (the quantitative version of the paper's Figure 4)."""
+import torch
+
+from .model import DIGIT_CAPS_DIM, IMAGE_SHAPE
+
+STATISTICS = ("ink", "width", "height", "slant", "centre_x", "centre_y")
+
+
+def image_statistics(images):
+    """Images (N, 28, 28) or (N, 1, 28, 28) in [0, 1] -> (N, 6), the columns named by STATISTICS.
+
+    Pixel intensities are weights: ink is their sum; centre_x, centre_y their centroid (pixels,
+    x to the right, y down); width and height twice their standard deviation along x and y;
+    slant the regression slope of x on y, sign flipped so that a stroke leaning right (top to the
+    right of the bottom, like '/') is positive.
+    """
+    w = images.reshape(images.shape[0], *IMAGE_SHAPE[1:]).float()
+    rows, cols = IMAGE_SHAPE[1:]
+    y = torch.arange(rows, dtype=w.dtype).view(1, rows, 1)
+    x = torch.arange(cols, dtype=w.dtype).view(1, 1, cols)
+    ink = w.sum(dim=(1, 2)).clamp_min(1e-6)                          # (N,)
+    mean = lambda f: (w * f).sum(dim=(1, 2)) / ink
+    cx, cy = mean(x), mean(y)
+    dx, dy = x - cx.view(-1, 1, 1), y - cy.view(-1, 1, 1)
+    var_x, var_y, cov = mean(dx ** 2), mean(dy ** 2), mean(dx * dy)
+    slant = -cov / var_y.clamp_min(1e-6)                               # y grows downwards
+    return torch.stack([ink, 2 * var_x.sqrt(), 2 * var_y.sqrt(), slant, cx, cy], dim=1)
+
+
+@torch.no_grad()
+def dimension_effects(model, digit_caps, classes, step=0.25):
+    """How each dimension of each digit's own capsule moves the image statistics.
+
+    digit_caps (N, 10, 16) of N images, classes (N,) the capsule to perturb for each (its
+    prediction). Returns (N, 16, 6): statistics of the image decoded with dimension d at +step,
+    minus those at -step, per digit, dimension and statistic.
+    """
+    n, dims = digit_caps.shape[0], DIGIT_CAPS_DIM
+    offsets = torch.zeros(2, dims, *digit_caps.shape[1:])             # (2, 16, 10, 16)
+    for d in range(dims):
+        offsets[0, d, :, d], offsets[1, d, :, d] = -step, step
+    onehot = torch.nn.functional.one_hot(classes, digit_caps.shape[1]).to(digit_caps.dtype)   # (N, 10)
+    # only the chosen capsule of each digit moves: offsets masked by its class
+    tweaked = digit_caps[:, None, None] + offsets[None] * onehot[:, None, None, :, None]   # (N, 2, 16, 10, 16)
+    labels = classes.repeat_interleave(2 * dims)
+    decoded = model.decode(tweaked.flatten(0, 2), labels)             # (N*2*16, 1, 28, 28)
+    stats = image_statistics(decoded).view(n, 2, dims, len(STATISTICS))
+    return stats[:, 1] - stats[:, 0]
