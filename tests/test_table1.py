@@ -47,3 +47,25 @@ def test_the_test_set_is_evaluated_once_per_run(table, monkeypatch, capsys):
     assert table1_main(QUICK + ["--out", str(table)]) == 0          # everything finished: only reads
     assert (table / "routing3_recon" / "seed0" / "test.json").read_text() == stored
     assert "finished earlier, skipped" in capsys.readouterr().err
+
+
+def test_the_routing_table_trains_each_variant_as_it_names(tmp_path, mnist_root):
+    from capsnet_lib.table1 import ROUTING_ROWS
+    out = tmp_path / "routing"
+    quick = ["--seeds", "1", "--epochs", "1", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",
+             "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download", "--parallel", "1"]
+    assert table1_main(quick + ["--table", "routing", "--out", str(out)]) == 0
+    summary = {line["row"]: line for line in csv.DictReader(open(out / "summary.csv"))}
+    assert list(summary) == list(ROUTING_ROWS)
+    assert summary["authors_code"]["paper_mean"] == "" and summary["routing3_recon"]["paper_mean"] == "0.25"
+    authors = load_checkpoint(out / "authors_code" / "seed0" / "best.pt")
+    assert authors.config["routing_detach"] is False and authors.config["routing_bias"] is True
+    assert authors.extra["train_config"]["reconstruction_weight"] == 0.001
+    plain = load_checkpoint(out / "routing3_recon" / "seed0" / "best.pt")
+    assert plain.config["routing_detach"] is True and plain.extra["train_config"]["reconstruction_weight"] == 0.0005
+    assert load_checkpoint(out / "no_detach" / "seed0" / "best.pt").config["routing_bias"] is False
+
+
+def test_a_row_of_another_table_is_refused_in_one_line(tmp_path, capsys):
+    assert table1_main(["--table", "routing", "--rows", "baseline", "--out", str(tmp_path)]) == 2
+    assert "rows baseline are not in --table routing" in capsys.readouterr().err
