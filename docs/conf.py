@@ -1,0 +1,15 @@
+# Sphinx configuration of the tutorial's website: the notebooks as stored (never re-executed),
+# the README as the landing page, and the Figure 4 page whose decoder runs in the browser.
+# Build it with `python docs/build_site.py` (it stages README, notebooks and images beside this file).
+project = "Capsule Networks, rebuilt step by step"
+author = "the capsnet_lib authors"
+extensions = ["myst_nb"]
+nb_execution_mode = "off"                       # show the stored outputs, as GitHub does
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
+exclude_patterns = ["_build", "build", "**.ipynb_checkpoints", "README.md"]  # README.md: included by index.md
+html_theme = "furo"
+html_title = "Capsule Networks, rebuilt"
+html_static_path = ["_static"]
+html_show_sourcelink = False
+suppress_warnings = ["mystnb.unknown_mime_type"]
