@@ -3,6 +3,7 @@
 # Build it with `python docs/build_site.py` (it stages README, notebooks and images beside this file).
 project = "Capsule Networks, rebuilt step by step"
 author = "the capsnet_lib authors"
+copyright = "2026, the capsnet_lib authors (MIT licence)"
 extensions = ["myst_nb"]
 nb_execution_mode = "off"                       # show the stored outputs, as GitHub does
 myst_enable_extensions = ["dollarmath", "amsmath"]
