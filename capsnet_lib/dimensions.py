@@ -2,7 +2,7 @@
 image statistics of the two ends (the quantitative version of the paper's Figure 4)."""
 import torch
 
-from .model import DIGIT_CAPS_DIM, IMAGE_SHAPE
+from .model import DIGIT_CAPS_DIM
 
 STATISTICS = ("ink", "width", "height", "slant", "centre_x", "centre_y")
 
@@ -15,8 +15,8 @@ def image_statistics(images):
     slant the regression slope of x on y, sign flipped so that a stroke leaning right (top to the
     right of the bottom, like '/') is positive.
     """
-    w = images.reshape(images.shape[0], *IMAGE_SHAPE[1:]).float()
-    rows, cols = IMAGE_SHAPE[1:]
+    rows, cols = images.shape[-2:]
+    w = images.reshape(images.shape[0], rows, cols).float()
     y = torch.arange(rows, dtype=w.dtype).view(1, rows, 1)
     x = torch.arange(cols, dtype=w.dtype).view(1, 1, cols)
     ink = w.sum(dim=(1, 2)).clamp_min(1e-6)                          # (N,)

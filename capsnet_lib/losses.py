@@ -15,8 +15,13 @@ def margin_loss(lengths, labels, m_pos=0.9, m_neg=0.1, lam=0.5):
     if labels.shape != lengths.shape[:1] or labels.is_floating_point():
         raise ValueError(f"labels must be {lengths.shape[0]} class indices, shape ({lengths.shape[0]},), to match "
                          f"lengths {tuple(lengths.shape)}; got shape {tuple(labels.shape)}, dtype {labels.dtype}")
-    lengths = lengths.float()
-    present = F.one_hot(labels.long(), lengths.shape[1]).float()   # T_k, (B, K)
+    return margin_loss_targets(lengths, F.one_hot(labels.long(), lengths.shape[1]), m_pos, m_neg, lam)
+
+
+def margin_loss_targets(lengths, targets, m_pos=0.9, m_neg=0.1, lam=0.5):
+    """Eq. 4 for any set of present classes: targets (B, K) holds T_k, 1 where class k is present
+    (one per image for MNIST, two for MultiMNIST). Summed over k, averaged over the batch."""
+    lengths, present = lengths.float(), targets.float()
     loss_present = present * F.relu(m_pos - lengths) ** 2
     loss_absent = lam * (1.0 - present) * F.relu(lengths - m_neg) ** 2
     return (loss_present + loss_absent).sum(dim=1).mean()

@@ -14,16 +14,16 @@ DIGIT_CAPS_DIM = 16                 # the pose of a digit capsule (Sec. 4)
 IMAGE_SHAPE = (1, 28, 28)
 
 
-def check_images(images):
-    """Raise a clear error unless `images` is a float tensor of shape (B, 1, 28, 28), finite.
-    Any floating dtype is accepted; the models compute in their own."""
+def check_images(images, image_size=IMAGE_SHAPE[-1]):
+    """Raise a clear error unless `images` is a float tensor of shape (B, 1, S, S), S = image_size
+    (28 for MNIST), finite. Any floating dtype is accepted; the models compute in their own."""
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
     if not images.is_floating_point():
         raise TypeError(f"images must be floating point in [0, 1], got dtype {images.dtype}; "
                         "convert uint8 pixels with images.float() / 255")
-    if images.dim() != 4 or tuple(images.shape[1:]) != IMAGE_SHAPE:
-        raise ValueError(f"images must have shape (B, 1, 28, 28), got {tuple(images.shape)}")
+    if images.dim() != 4 or tuple(images.shape[1:]) != (1, image_size, image_size):
+        raise ValueError(f"images must have shape (B, 1, {image_size}, {image_size}), got {tuple(images.shape)}")
     # Only on the CPU: on a GPU the check would force a host sync every step.
     if images.device.type == "cpu" and not torch.isfinite(images).all():
         bad = (~torch.isfinite(images)).flatten(1).any(dim=1).nonzero().flatten().tolist()
@@ -48,14 +48,16 @@ def check_labels(labels, batch_size):
 
 
 class Decoder(nn.Module):
-    """Fig. 2: the masked digit capsules (10 x 16) -> 512 -> 1024 -> 784 pixels."""
+    """Fig. 2: the masked digit capsules (10 x 16) -> 512 -> 1024 -> 784 pixels (S x S for
+    another image size S)."""
 
-    def __init__(self, num_caps=NUM_CLASSES, caps_dim=DIGIT_CAPS_DIM):
+    def __init__(self, num_caps=NUM_CLASSES, caps_dim=DIGIT_CAPS_DIM, image_size=IMAGE_SHAPE[-1]):
         super().__init__()
+        self.image_shape = (1, image_size, image_size)
         self.net = nn.Sequential(
             nn.Linear(num_caps * caps_dim, 512), nn.ReLU(inplace=True),
             nn.Linear(512, 1024), nn.ReLU(inplace=True),
-            nn.Linear(1024, math.prod(IMAGE_SHAPE)), nn.Sigmoid(),
+            nn.Linear(1024, math.prod(self.image_shape)), nn.Sigmoid(),
         )
 
     def forward(self, digit_caps, labels=None):
@@ -68,7 +70,7 @@ class Decoder(nn.Module):
             labels = capsule_length(digit_caps).argmax(dim=1)
         mask = F.one_hot(labels, digit_caps.shape[1]).to(digit_caps.dtype)   # (B, 10)
         pixels = self.net((digit_caps * mask.unsqueeze(-1)).flatten(1))      # (B, 784)
-        return pixels.view(-1, *IMAGE_SHAPE)
+        return pixels.view(-1, *self.image_shape)
 
 
 @dataclass
@@ -77,6 +79,7 @@ class CapsNetConfig:
     reconstruction: bool = True
     routing_detach: bool = True      # only the last routing iteration carries gradient (see dynamic_routing)
     routing_bias: bool = False       # a learned bias on s_j, as in the authors' code (not in the paper)
+    image_size: int = 28             # 40 for translated MNIST, 36 for MultiMNIST (Sec. 5.2, 6)
 
 
 @dataclass
@@ -87,24 +90,37 @@ class CapsNetOutput:
     reconstructions: Optional[torch.Tensor]  # (B, 1, 28, 28), None without a decoder
 
 
-class CapsNet(nn.Module):
-    """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D) -> DigitCaps (10 of 16D)."""
+def primary_grid(image_size):
+    """The side of the PrimaryCaps grid for S x S images: Conv1 (9x9) leaves S - 8, the PrimaryCaps
+    convolution (9x9, stride 2) (S - 17) // 2 + 1. 6 for MNIST's 28, 12 for 40, 10 for 36."""
+    return (image_size - 17) // 2 + 1
 
-    def __init__(self, routing_iterations=3, reconstruction=True, routing_detach=True, routing_bias=False):
+
+class CapsNet(nn.Module):
+    """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D) -> DigitCaps (10 of 16D).
+
+    image_size S: for S x S images the PrimaryCaps grid is primary_grid(S) square, and the decoder
+    draws S x S pixels; 28 (MNIST) unless a config says otherwise."""
+
+    def __init__(self, routing_iterations=3, reconstruction=True, routing_detach=True, routing_bias=False,
+                 image_size=28):
         super().__init__()
         check_routing_iterations(routing_iterations)
         for name, value in (("routing_detach", routing_detach), ("routing_bias", routing_bias)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
-        self.config = CapsNetConfig(routing_iterations, bool(reconstruction), routing_detach, routing_bias)
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or not 17 <= image_size <= 512:
+            raise ValueError(f"image_size must be a whole number of pixels in 17..512, got {image_size!r}")
+        self.config = CapsNetConfig(routing_iterations, bool(reconstruction), routing_detach, routing_bias, image_size)
         self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
         self.primary_caps = PrimaryCaps()
-        self.digit_caps = DigitCaps(num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM, routing_iterations=routing_iterations,
-                                    detach=routing_detach, bias=routing_bias)
-        self.decoder = Decoder() if reconstruction else None
+        num_primary = self.primary_caps.num_types * primary_grid(image_size) ** 2
+        self.digit_caps = DigitCaps(num_in=num_primary, num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM,
+                                    routing_iterations=routing_iterations, detach=routing_detach, bias=routing_bias)
+        self.decoder = Decoder(image_size=image_size) if reconstruction else None
 
     def forward(self, images, labels=None):
-        check_images(images)
+        check_images(images, self.config.image_size)
         if labels is not None:
             check_labels(labels, images.shape[0])
             labels = labels.long()

@@ -5,7 +5,6 @@ The interactive version of Fig. 4, a slider panel, is in panel.py.
 import matplotlib.pyplot as plt
 import torch
 
-from .model import IMAGE_SHAPE
 
 PERTURBATION_STEPS = torch.arange(-5, 6) * 0.05   # Fig. 4: steps of 0.05 in [-0.25, 0.25], 0 exactly
 
@@ -14,14 +13,15 @@ PERTURBATION_STEPS = torch.arange(-5, 6) * 0.05   # Fig. 4: steps of 0.05 in [-0
 def perturb(model, digit_caps, label, steps=PERTURBATION_STEPS):
     """Tweak each of the 16 dimensions of capsule `label` by each step; decode every variant.
 
-    digit_caps: (10, 16) of one image. Returns images (16, len(steps), 28, 28).
+    digit_caps: (10, 16) of one image. Returns images (16, len(steps), 28, 28) (S x S in general).
     """
     dims, n = digit_caps.shape[1], len(steps)
     tweaked = digit_caps.expand(dims, n, *digit_caps.shape).clone()     # (16, n, 10, 16)
     for d in range(dims):
         tweaked[d, :, label, d] += steps
     labels = torch.full((dims * n,), int(label), dtype=torch.long)
-    return model.decode(tweaked.flatten(0, 1), labels).view(dims, n, *IMAGE_SHAPE[1:])
+    decoded = model.decode(tweaked.flatten(0, 1), labels)               # (16 * n, 1, S, S)
+    return decoded.view(dims, n, *decoded.shape[-2:])
 
 
 def show_digits(ax, image, title=None):

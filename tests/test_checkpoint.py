@@ -10,7 +10,7 @@ def test_round_trip_keeps_weights_config_and_extra(tmp_path, seeded):
     save_checkpoint(tmp_path / "m.pt", model, epoch=3, note="hello")
     loaded = load_checkpoint(tmp_path / "m.pt")
     assert loaded.config == {"routing_iterations": 2, "reconstruction": False, "routing_detach": True,
-                             "routing_bias": False}
+                             "routing_bias": False, "image_size": 28}
     assert loaded.extra == {"epoch": 3, "note": "hello"}
     for (name, a), (_, b) in zip(model.state_dict().items(), loaded.model.state_dict().items()):
         assert torch.equal(a, b), f"{name} changed in the round trip"
@@ -125,6 +125,6 @@ def test_a_checkpoint_saved_before_the_routing_options_loads_with_their_defaults
     """The shipped model's config has only routing_iterations and reconstruction."""
     loaded = load_checkpoint(checkpoint.pretrained_path(), model=CapsNet())
     assert loaded.config == {"routing_iterations": 3, "reconstruction": True, "routing_detach": True,
-                             "routing_bias": False}
+                             "routing_bias": False, "image_size": 28}
     with pytest.raises(ValueError, match="routing_bias is False in the file but True in the model"):
         load_checkpoint(checkpoint.pretrained_path(), model=CapsNet(routing_bias=True))

@@ -36,7 +36,7 @@ def test_each_row_trains_the_model_it_names(table):
     assert isinstance(load_checkpoint(table / "baseline" / "seed0" / "best.pt").model, BaselineCNN)
     caps = load_checkpoint(table / "routing1" / "seed1" / "best.pt")
     assert caps.config == {"routing_iterations": 1, "reconstruction": False, "routing_detach": True,
-                           "routing_bias": False}
+                           "routing_bias": False, "image_size": 28}
     assert caps.extra["train_config"]["seed"] == 1
 
 
