@@ -1,6 +1,9 @@
 """`python -m capsnet_lib.evaluate CHECKPOINT`: test accuracy, error count, per-class errors.
 
 The test set is for reporting only; choose checkpoints on the validation split (train.py does).
+--dataset evaluates a model trained on translated 40x40 MNIST on that test set, or on our
+affNIST-style set, and a MultiMNIST model on MultiMNIST pairs (each a fixed set, see tasks.py);
+--affnist FILE on a real affNIST .mat file.
 """
 import argparse
 import sys
@@ -11,6 +14,8 @@ from .data import DATA_ENV_VAR, load_mnist, to_float
 from .model import NUM_CLASSES, predicted_classes
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
+from .tasks import TEST_SETS, accuracy
+from .translated import load_affnist
 
 
 @torch.no_grad()
@@ -47,6 +52,10 @@ def main(argv=None):
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--dataset", default="mnist", choices=list(TEST_SETS),
+                   help="mnist; translated40 or affnist_style (40x40, Sec. 5.2); multimnist (36x36, Sec. 6)")
+    p.add_argument("--affnist", default=None, metavar="FILE", help="a real affNIST .mat file to evaluate on "
+                   "instead (40x40; needs scipy)")
     args = p.parse_args(argv)
     tune_cpu_allocator()     # a process-wide setting: the command owns its process (see runtime.py)
     try:
@@ -54,14 +63,36 @@ def main(argv=None):
             raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
         runtime = setup_runtime(args.device, args.precision)
         model = runtime.model(load_checkpoint(args.checkpoint).model)
+        task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
+        size = getattr(getattr(model, "config", None), "image_size", 28)
+        if size != task.image_size:
+            raise ValueError(f"this checkpoint's model takes {size}x{size} images, but "
+                             f"{'affNIST' if args.affnist else args.dataset} has {task.image_size}x{task.image_size}")
+        if args.dataset != "mnist" or args.affnist:
+            return _report_generated(args, task, model, runtime)
         images, labels = load_mnist(args.split, args.data_root, args.download)
         report = error_report(predict(model, images.to(runtime.device), args.batch_size, runtime.precision), labels)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "
           f"{report['total']} images; {runtime.device}, {runtime.precision})")
     print("errors per true class: " + ", ".join(f"{k}: {n}" for k, n in enumerate(report["errors_per_class"])))
+    return 0
+
+
+
+def _report_generated(args, task, model, runtime):
+    """Accuracy on a generated test set (or a real affNIST file); prints it, returns 0."""
+    if args.affnist:
+        images, labels = load_affnist(args.affnist)
+        images, targets, what = to_float(images).to(runtime.device), labels.to(runtime.device), f"affNIST file {args.affnist}"
+    else:
+        digits, labels = load_mnist(args.split, args.data_root, args.download)
+        images, targets = task.fixed_set(digits, labels, runtime.device)
+        what = f"{args.dataset} ({args.split} digits)"
+    right = accuracy(task, model, images, targets, runtime.precision, args.batch_size)
+    print(f"accuracy on {what}: {right:.4%} of {images.shape[0]} images ({runtime.device}, {runtime.precision})")
     return 0
 
 

@@ -157,7 +157,7 @@ class BaselineCNN(nn.Module):
     """Sec. 5 baseline: conv 256, 256, 128 (5x5, stride 1); FC 328, 192; dropout; 10-way softmax.
 
     'Same' padding and no pooling give the paper's 35.4M parameters. forward returns logits;
-    it is trained with softmax cross-entropy (train.model_loss).
+    it is trained with softmax cross-entropy (tasks.Mnist.loss).
     """
 
     def __init__(self, dropout=0.5):

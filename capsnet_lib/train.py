@@ -16,20 +16,19 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import distributed, run_folder
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import DATA_ENV_VAR, batches, load_mnist
+from .data import DATA_ENV_VAR, load_mnist
 from .files import atomic_write_text, remove_stale_temp_files
 from .capsules import check_routing_iterations
 from .device import hardware_name, pick_device
-from .evaluate import predict
-from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss
+from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
+from .tasks import TASKS, accuracy
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")
@@ -46,6 +45,7 @@ class TrainConfig:
     lr_decay: float = 0.96          # lr = lr * lr_decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 2000
     model: str = "capsnet"          # or "baseline_cnn", the paper's CNN of Sec. 5
+    dataset: str = "mnist"          # or "translated40" (Sec. 5.2) or "multimnist" (Sec. 6); see tasks.py
     routing_iterations: int = 3
     reconstruction: bool = True
     reconstruction_weight: float = RECONSTRUCTION_WEIGHT   # 0.0005 (Sec. 4.1); see notebook 04 for 0.001
@@ -75,20 +75,18 @@ class TrainConfig:
         run_folder.check_options(self)
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.dataset not in TASKS:
+            raise ValueError(f"dataset must be one of {', '.join(TASKS)}, got {self.dataset!r}")
+        if self.model == "baseline_cnn" and self.dataset != "mnist":
+            raise ValueError(f"the baseline CNN is the paper's MNIST model; dataset {self.dataset} trains a capsnet")
 
 
 def make_model(config):
     """The model a TrainConfig asks for, built from the global RNG (seed it first)."""
     if config.model == "baseline_cnn":
         return BaselineCNN()
-    return CapsNet(config.routing_iterations, config.reconstruction, config.routing_detach, config.routing_bias)
-
-
-def model_loss(model, images, labels, reconstruction_weight=RECONSTRUCTION_WEIGHT):
-    """A CapsNet's margin + 0.0005 x reconstruction loss, or the baseline's cross-entropy."""
-    if isinstance(getattr(model, "module", model), BaselineCNN):      # model may be wrapped by DDP
-        return F.cross_entropy(model(images).float(), labels)
-    return capsnet_loss(model(images, labels), images, labels, reconstruction_weight)
+    return CapsNet(config.routing_iterations, config.reconstruction, config.routing_detach, config.routing_bias,
+                   TASKS[config.dataset].image_size)
 
 
 def make_optimizer(model, config):
@@ -105,12 +103,12 @@ def make_schedule(optimizer, config):
 
 
 def train_step(model, optimizer, images, labels, precision, loss_weight=1.0,
-               reconstruction_weight=RECONSTRUCTION_WEIGHT):
+               reconstruction_weight=RECONSTRUCTION_WEIGHT, task=TASKS["mnist"]):
     """One step: forward (with the model's routing iterations), margin + 0.0005 x reconstruction
-    loss (model_loss), Adam. `loss_weight` scales the loss for backward (a process's share in
-    data-parallel training); the returned loss is unscaled."""
+    loss (the task's: MNIST's by default), Adam. `loss_weight` scales the loss for backward (a
+    process's share in data-parallel training); the returned loss is unscaled."""
     with autocast(images.device, precision):
-        loss = model_loss(model, images, labels, reconstruction_weight)
+        loss = task.loss(model, images, labels, reconstruction_weight)
     optimizer.zero_grad(set_to_none=True)
     (loss * loss_weight if loss_weight != 1.0 else loss).backward()
     optimizer.step()
@@ -175,7 +173,11 @@ def _train(config, device, parallel, on_epoch_end):
               f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
 
     (train_x, train_y), (val_x, val_y) = _load_splits(config, device)
+    task = TASKS[config.dataset]
+    val_images, val_targets = task.fixed_set(val_x, val_y, device)
     if parallel:
+        if config.dataset != "mnist":
+            raise ValueError(f"data-parallel training (torchrun) runs the mnist dataset only, not {config.dataset}")
         check_shardable(train_x.shape[0], config.batch_size, distributed.world_size())
     trained = torch.nn.parallel.DistributedDataParallel(model) if parallel else model
     for epoch in range(start_epoch, config.epochs):
@@ -193,7 +195,7 @@ def _train(config, device, parallel, on_epoch_end):
         if not main_process:
             continue
         row = {"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6),
-               **_validate(model, val_x, val_y, precision),
+               **_validate(task, model, val_images, val_targets, precision),
                "lr": float(optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
                "images_per_second": round(trained_now / seconds, 1)}
         history.append(row)
@@ -214,11 +216,11 @@ def _load_splits(config, device):
             for split, limit in (("train", config.train_limit), ("val", config.val_limit))]
 
 
-def _validate(model, val_x, val_y, precision):
-    """{'val_accuracy', 'val_seconds'} of the model on the validation images."""
-    started = _synchronized_clock(val_x.device)
-    accuracy = (predict(model, val_x, precision=precision) == val_y).float().mean().item()
-    return {"val_accuracy": round(accuracy, 6), "val_seconds": round(_synchronized_clock(val_x.device) - started, 3)}
+def _validate(task, model, images, targets, precision):
+    """{'val_accuracy', 'val_seconds'} of the model on the task's fixed validation set."""
+    started = _synchronized_clock(images.device)
+    right = accuracy(task, model, images, targets, precision)
+    return {"val_accuracy": round(right, 6), "val_seconds": round(_synchronized_clock(images.device) - started, 3)}
 
 
 def _resume(out, model, optimizer, schedule, config, precision, device):
@@ -252,20 +254,21 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runt
     model.train()
     skip = carried["steps"]
     loss_sum, seen, epoch_steps = torch.tensor(carried["loss_sum"], device=device), 0, skip
-    bar = tqdm(batches(train_x, train_y, config.batch_size, shuffle=True, augment=True, generator=generator),
+    task = TASKS[config.dataset]
+    bar = tqdm(task.batches(train_x, train_y, config.batch_size, generator),
                total=math.ceil(train_x.shape[0] / config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
                disable=not show_progress, leave=False)
     for k, (images, labels) in enumerate(bar):
         if k < skip:
             continue
-        images, seen = runtime.images(images), seen + labels.shape[0]
+        images, seen = runtime.images(images), seen + images.shape[0]
         if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
             images, labels, weight = distributed.shard(images, labels)
             loss_sum += weight * train_step(model, optimizer, images, labels, runtime.precision, weight,
                                             config.reconstruction_weight)
         else:
             loss = train_step(model, optimizer, images, labels, runtime.precision,
-                              reconstruction_weight=config.reconstruction_weight)
+                              reconstruction_weight=config.reconstruction_weight, task=task)
             if device.type == "cpu":      # free on a CPU; a GPU is checked once per epoch, without syncs
                 check_finite(loss, None, step + 1, epoch)
             loss_sum += loss
@@ -336,6 +339,8 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
     add("lr_decay", "--lr-decay", type=float, default=d.lr_decay, help="exponential decay factor ...")
     add("lr_decay_steps", "--lr-decay-steps", type=int, default=d.lr_decay_steps, help="... applied every this many steps")
     add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
+    add("dataset", "--dataset", default=d.dataset, choices=list(TASKS),
+        help="mnist (Sec. 5), translated40 (Sec. 5.2) or multimnist (Sec. 6)")
     add("routing_iterations", "--routing-iterations", type=int, default=d.routing_iterations)
     add("reconstruction", "--no-reconstruction", action="store_false", help="train without the decoder and its loss")
     add("reconstruction_weight", "--reconstruction-weight", type=float, default=d.reconstruction_weight,
