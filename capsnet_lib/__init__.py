@@ -4,16 +4,27 @@ Everything the notebooks use is importable from here. Modules by topic: capsules
 PrimaryCaps, routing, DigitCaps), losses, model, data, train, evaluate, runtime (device,
 precision, layout), checkpoint, viz (the paper's figures) and panel (the Fig. 4 slider widget).
 """
+import importlib
+
 from .capsules import DigitCaps, PrimaryCaps, capsule_length, dynamic_routing, squash
 from .checkpoint import Checkpoint, load_checkpoint, load_pretrained, save_checkpoint
 from .data import batches, load_mnist, random_shift, to_float
 from .device import pick_device
-from .evaluate import error_report, predict
 from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss, margin_loss, reconstruction_loss
 from .model import NUM_CLASSES, BaselineCNN, CapsNet, CapsNetConfig, CapsNetOutput, Decoder
 from .precision import autocast, resolve_precision
 from .runtime import Runtime, setup_runtime, tune_cpu_allocator
-from .train import TrainConfig, make_optimizer, make_schedule, run_training, train_step
+
+# The command modules (python -m capsnet_lib.train, .evaluate) are imported on first use, not here:
+# a module that the package has already imported when `python -m` runs it triggers a RuntimeWarning.
+_FROM_COMMANDS = {"TrainConfig": "train", "run_training": "train", "train_step": "train", "make_optimizer": "train",
+                  "make_schedule": "train", "predict": "evaluate", "error_report": "evaluate"}
+
+
+def __getattr__(name):
+    if name in _FROM_COMMANDS:
+        return getattr(importlib.import_module(f".{_FROM_COMMANDS[name]}", __name__), name)
+    raise AttributeError(f"module 'capsnet_lib' has no attribute {name!r}")
 
 __all__ = [
     "squash", "capsule_length", "PrimaryCaps", "dynamic_routing", "DigitCaps",

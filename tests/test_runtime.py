@@ -82,3 +82,14 @@ def test_notebooks_use_only_the_public_api(notebook):
 
 def test_the_public_api_names_only_what_exists():
     assert all(hasattr(cl, name) for name in cl.__all__)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "sweep", "table1", "web_export", "download"])
+def test_every_command_starts_without_a_runtime_warning(command):
+    """The package must not import a command module before `python -m` runs it (issue: every user
+    of the README's commands saw "found in sys.modules ... unpredictable behaviour")."""
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-m", f"capsnet_lib.{command}", "--help"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "RuntimeWarning" not in result.stderr, result.stderr[-500:]
