@@ -18,6 +18,12 @@ from .translated import affine_transformed, translated
 FIXED_SEED = 2017
 
 
+def shuffled(n, batch_size, generator, device):
+    """The indices of each batch of one epoch over n items, in a random order."""
+    order = torch.randperm(n, generator=generator, device=device)
+    return (order[start:start + batch_size] for start in range(0, n, batch_size))
+
+
 class Mnist:
     """Sec. 5: 28x28 digits, shifted by up to 2 pixels for training."""
     image_size = 28
@@ -47,9 +53,7 @@ class Translated(Mnist):
     image_size = 40
 
     def batches(self, images, labels, batch_size, generator):
-        order = torch.randperm(images.shape[0], generator=generator, device=images.device)
-        for start in range(0, images.shape[0], batch_size):
-            index = order[start:start + batch_size]
+        for index in shuffled(images.shape[0], batch_size, generator, images.device):
             yield to_float(translated(images[index], generator)), labels[index]
 
     def fixed_set(self, images, labels, device):
@@ -71,9 +75,7 @@ class MultiMnist:
     image_size = 36
 
     def batches(self, images, labels, batch_size, generator):
-        order = torch.randperm(images.shape[0], generator=generator, device=images.device)
-        for start in range(0, images.shape[0], batch_size):
-            index = order[start:start + batch_size]
+        for index in shuffled(images.shape[0], batch_size, generator, images.device):
             batch = pairs(images[index], labels[index], generator)
             yield batch["images"], batch
 
