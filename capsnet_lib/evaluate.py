@@ -11,26 +11,43 @@ import sys
 import torch
 
 from .data import DATA_ENV_VAR, load_mnist, to_float
-from .model import NUM_CLASSES, predicted_classes
+from .model import IMAGE_SHAPE, NUM_CLASSES, predicted_classes
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
-from .tasks import TEST_SETS, accuracy
+from .tasks import TEST_SETS, select
 from .translated import load_affnist
 
 
 @torch.no_grad()
+def in_batches(model, images, work, batch_size=500, precision="fp32"):
+    """[work(rows, index) for each batch of `images`], with the model in eval mode (restored after)
+    and the precision's autocast."""
+    was_training = model.training
+    model.eval()
+    try:
+        results = []
+        for start in range(0, images.shape[0], batch_size):
+            index = slice(start, start + batch_size)
+            with autocast(images.device, precision):
+                results.append(work(images[index], index))
+        return results
+    finally:
+        model.train(was_training)
+
+
 def predict(model, images, batch_size=500, precision="fp32"):
     """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device: the longest
     digit capsule of a CapsNet, the largest logit of the baseline CNN."""
-    was_training = model.training
-    model.eval()
-    predictions = []
-    for start in range(0, images.shape[0], batch_size):
-        x = to_float(images[start:start + batch_size]).contiguous(memory_format=torch.channels_last)
-        with autocast(x.device, precision):
-            predictions.append(predicted_classes(model, x))
-    model.train(was_training)
-    return torch.cat(predictions)
+    classes = lambda rows, _: predicted_classes(model, to_float(rows).contiguous(memory_format=torch.channels_last))
+    return torch.cat(in_batches(model, images, classes, batch_size, precision))
+
+
+def accuracy(task, model, images, targets, precision="fp32", batch_size=500):
+    """The fraction of a task's fixed set (task.fixed_set) that the model gets right."""
+    right = lambda rows, index: task.correct(model, rows.contiguous(memory_format=torch.channels_last),
+                                            select(targets, index)).sum()
+    # counts stay on the device until the end: one host sync per evaluation, not per batch
+    return sum(in_batches(model, images, right, batch_size, precision)).item() / images.shape[0]
 
 
 def error_report(predictions, labels):
@@ -64,7 +81,7 @@ def main(argv=None):
         runtime = setup_runtime(args.device, args.precision)
         model = runtime.model(load_checkpoint(args.checkpoint).model)
         task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
-        size = getattr(getattr(model, "config", None), "image_size", 28)
+        size = getattr(getattr(model, "config", None), "image_size", IMAGE_SHAPE[-1])
         if size != task.image_size:
             raise ValueError(f"this checkpoint's model takes {size}x{size} images, but "
                              f"{'affNIST' if args.affnist else args.dataset} has {task.image_size}x{task.image_size}")
@@ -79,7 +96,6 @@ def main(argv=None):
           f"{report['total']} images; {runtime.device}, {runtime.precision})")
     print("errors per true class: " + ", ".join(f"{k}: {n}" for k, n in enumerate(report["errors_per_class"])))
     return 0
-
 
 
 def _report_generated(args, task, model, runtime):

@@ -11,11 +11,15 @@ import torch.nn.functional as F
 from .data import batches, to_float
 from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss
 from .model import BaselineCNN, predicted_classes
-from .precision import autocast
 from .multimnist import pairs, two_digit_correct, two_digit_margin_loss, two_digit_reconstruction_loss
 from .translated import affine_transformed, translated
 
 FIXED_SEED = 2017
+
+
+def fixed_generator(device):
+    """The generator every fixed validation and test set is drawn from."""
+    return torch.Generator(device=device).manual_seed(FIXED_SEED)
 
 
 def shuffled(n, batch_size, generator, device):
@@ -57,16 +61,14 @@ class Translated(Mnist):
             yield to_float(translated(images[index], generator)), labels[index]
 
     def fixed_set(self, images, labels, device):
-        generator = torch.Generator(device=device).manual_seed(FIXED_SEED)
-        return to_float(translated(images.to(device), generator)), labels.to(device)
+        return to_float(translated(images.to(device), fixed_generator(device))), labels.to(device)
 
 
 class AffineTest(Translated):
     """Our affNIST-style test set: only for evaluating a model trained on Translated."""
 
     def fixed_set(self, images, labels, device):
-        generator = torch.Generator(device=device).manual_seed(FIXED_SEED)
-        return affine_transformed(images.to(device), generator)[0][:, None], labels.to(device)
+        return affine_transformed(images.to(device), fixed_generator(device))[0][:, None], labels.to(device)
 
 
 class MultiMnist:
@@ -80,7 +82,7 @@ class MultiMnist:
             yield batch["images"], batch
 
     def fixed_set(self, images, labels, device):
-        batch = pairs(images.to(device), labels.to(device), torch.Generator(device=device).manual_seed(FIXED_SEED))
+        batch = pairs(images.to(device), labels.to(device), fixed_generator(device))
         return batch["images"], batch
 
     def loss(self, model, images, batch, reconstruction_weight=RECONSTRUCTION_WEIGHT):
@@ -97,21 +99,6 @@ class MultiMnist:
 TASKS = {"mnist": Mnist(), "translated40": Translated(), "multimnist": MultiMnist()}
 TEST_SETS = {"mnist": Mnist(), "translated40": Translated(), "affnist_style": AffineTest(),
              "multimnist": MultiMnist()}
-
-
-@torch.no_grad()
-def accuracy(task, model, images, targets, precision="fp32", batch_size=500):
-    """The fraction of a fixed set (task.fixed_set) the model gets right, in batches, in eval mode."""
-    was_training = model.training
-    model.eval()
-    right = 0
-    for start in range(0, images.shape[0], batch_size):
-        index = slice(start, start + batch_size)
-        x = images[index].contiguous(memory_format=torch.channels_last)
-        with autocast(x.device, precision):
-            right += task.correct(model, x, select(targets, index)).sum().item()
-    model.train(was_training)
-    return right / images.shape[0]
 
 
 def select(targets, index):

@@ -19,16 +19,17 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed, run_folder
+from .capsules import check_routing_iterations
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, load_mnist
-from .files import atomic_write_text, remove_stale_temp_files
-from .capsules import check_routing_iterations
 from .device import hardware_name, pick_device
+from .evaluate import accuracy
+from .files import atomic_write_text, remove_stale_temp_files
 from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
-from .tasks import TASKS, accuracy
+from .tasks import TASKS
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")

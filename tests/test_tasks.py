@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from capsnet_lib import load_checkpoint, load_mnist
-from capsnet_lib.evaluate import main as evaluate_main
-from capsnet_lib.tasks import TASKS, TEST_SETS, accuracy
+from capsnet_lib.evaluate import accuracy, main as evaluate_main
+from capsnet_lib.tasks import TASKS, TEST_SETS
 from capsnet_lib.train import TrainConfig, main as train_main, run_training
 
 
