@@ -110,14 +110,22 @@ def to_float(images):
 def random_shift(images, max_shift=2, generator=None):
     """Shift each image by its own random (dy, dx) in [-max_shift, max_shift], filling with 0.
 
+    images: (B, H, W) or (B, C, H, W), any dtype.
+    """
+    offsets = torch.randint(0, 2 * max_shift + 1, (2, images.shape[0]), generator=generator, device=images.device)
+    return shift(images, max_shift - offsets[0], max_shift - offsets[1], max_shift)
+
+
+def shift(images, dy, dx, max_shift):
+    """Move image b down by dy[b] and right by dx[b] pixels (|dy|, |dx| <= max_shift), filling with 0.
+
     images: (B, H, W) or (B, C, H, W), any dtype. One padded copy and one gather for the batch.
     """
     *lead, H, W = images.shape
     B = images.shape[0]
     padded = F.pad(images, (max_shift,) * 4)                              # (..., H+2m, W+2m)
-    offsets = torch.randint(0, 2 * max_shift + 1, (2, B), generator=generator, device=images.device)
-    rows = (offsets[0, :, None] + torch.arange(H, device=images.device))[:, :, None]   # (B, H, 1)
-    cols = (offsets[1, :, None] + torch.arange(W, device=images.device))[:, None, :]   # (B, 1, W)
+    rows = (torch.arange(H, device=images.device) - dy[:, None] + max_shift)[:, :, None]   # (B, H, 1)
+    cols = (torch.arange(W, device=images.device) - dx[:, None] + max_shift)[:, None, :]   # (B, 1, W)
     batch = torch.arange(B, device=images.device)[:, None, None]
     if len(lead) == 2:                                                    # (B, C, H, W)
         return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)

@@ -12,10 +12,10 @@
 Everything is generated on the images' device from a seeded torch.Generator, so a fixed seed gives
 a fixed test set.
 """
-import math
-
 import torch
 import torch.nn.functional as F
+
+from .data import shift
 
 CANVAS = 40
 AFFNIST_STYLE = {"rotation_degrees": 20.0, "shear": 0.2, "scale": (0.8, 1.2)}
@@ -75,10 +75,7 @@ def shift_inside(images, generator=None):
                                        * (high - low + 1)).floor().long().clamp(max=high - low)
     dy = uniform(-first(rows), size - 1 - last(rows))
     dx = uniform(-first(cols), size - 1 - last(cols))
-    padded = F.pad(images, (size, size, size, size))
-    read_rows = (index[None, :] - dy[:, None] + size)[:, :, None]
-    read_cols = (index[None, :] - dx[:, None] + size)[:, None, :]
-    return padded[torch.arange(n, device=images.device)[:, None, None], read_rows, read_cols]
+    return shift(images, dy, dx, size)
 
 
 def affine_transformed(images, generator=None, size=CANVAS, ranges=AFFNIST_STYLE):
