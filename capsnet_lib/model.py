@@ -119,10 +119,14 @@ class CapsNet(nn.Module):
                                     routing_iterations=routing_iterations, detach=routing_detach, bias=routing_bias)
         self.decoder = Decoder(image_size=image_size) if reconstruction else None
 
-    def forward(self, images, labels=None):
-        check_images(images, self.config.image_size)
+    def forward(self, images, labels=None, check_inputs=True):
+        """check_inputs=False skips the input checks, for a caller that has checked already
+        (ensemble.py checks a stacked batch once: data-dependent checks cannot run under vmap)."""
+        if check_inputs:
+            check_images(images, self.config.image_size)
         if labels is not None:
-            check_labels(labels, images.shape[0])
+            if check_inputs:
+                check_labels(labels, images.shape[0])
             labels = labels.long()
         x = F.relu(self.conv1(images.to(self.conv1.weight.dtype)))   # (B, 256, 20, 20)
         u = self.primary_caps(x)                            # (B, 1152, 8)

@@ -16,7 +16,7 @@ LOCK_FILE = ".lock"
 # What a resumed run may change: none of these alters the numbers it computes.
 # precision is compared as resolved ('auto' may mean fp32 or bf16), see train.py.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "progress", "download", "data_root", "out", "resume",
-                     "overwrite", "precision")
+                     "overwrite", "precision", "deadline")
 MAX_SEED = 2**32 - 1
 
 

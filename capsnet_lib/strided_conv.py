@@ -63,10 +63,12 @@ class PolyphaseConv2d(nn.Conv2d):
     for a zero-padded, unpadded convolution with equal strides > 1, no dilation and one group.
     Elsewhere (GPUs, other settings) it is nn.Conv2d itself. The choice sits inside forward, so
     hooks, pruning and tracing see the same module, and the parameters and state_dict keys are
-    nn.Conv2d's."""
+    nn.Conv2d's. Setting `polyphase = False` on a module turns the path off (ensemble.py does:
+    its autograd Function has no vmap rule)."""
+    polyphase = True
 
     def uses_polyphase(self, x):
-        return (x.device.type == "cpu" and self.padding == (0, 0) and self.padding_mode == "zeros"
+        return (self.polyphase and x.device.type == "cpu" and self.padding == (0, 0) and self.padding_mode == "zeros"
                 and self.stride[0] == self.stride[1] > 1 and self.dilation == (1, 1) and self.groups == 1)
 
     def forward(self, x):

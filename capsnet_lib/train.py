@@ -64,6 +64,7 @@ class TrainConfig:
     download: bool = True
     progress: bool = True
     overwrite: bool = False         # start again in a folder that holds a run, replacing it
+    deadline: float = None          # a time.time(): stop after the epoch in which it passes (--time-budget)
 
     def check(self):
         check_routing_iterations(self.routing_iterations)
@@ -91,10 +92,12 @@ def make_model(config):
 
 
 def make_optimizer(model, config):
-    """Adam over the model's parameters at config.lr."""
+    """Adam over the model's parameters at config.lr. `model` may also be a list of parameters
+    (ensemble.py passes its stacked weights)."""
+    parameters = list(model.parameters()) if isinstance(model, torch.nn.Module) else list(model)
     # The fused Adam kernel updates all parameters in one pass (CPU and CUDA).
-    fused = next(model.parameters()).device.type in ("cpu", "cuda")
-    return torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+    fused = parameters[0].device.type in ("cpu", "cuda")
+    return torch.optim.Adam(parameters, lr=config.lr, fused=fused)
 
 
 def make_schedule(optimizer, config):
@@ -201,14 +204,24 @@ def _train(config, device, parallel, on_epoch_end):
                "images_per_second": round(trained_now / seconds, 1)}
         history.append(row)
         progress = None if complete else {"steps": epoch_steps, "loss_sum": loss_sum.item(), "images": seen}
-        _save(out, model, optimizer, schedule, history, best, step, precision, device, config, progress)
+        _save(out, model, optimizer.state_dict(), schedule.state_dict(), history, best, step, precision, device,
+              config, progress)
         best = max(best, row["val_accuracy"])
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}, "
               f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
               f"{row['images_per_second']:.0f} images/s", file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
+        if past_deadline(config, epoch + 1):
+            print(f"deadline reached after epoch {epoch + 1} of {config.epochs}: stopped, everything saved",
+                  file=sys.stderr)
+            break
     return history
+
+
+def past_deadline(config, epochs_done):
+    """True when config.deadline has passed and epochs remain: the run stops, saved and resumable."""
+    return config.deadline is not None and time.time() >= config.deadline and epochs_done < config.epochs
 
 
 def _load_splits(config, device):
@@ -244,6 +257,12 @@ def _resume(out, model, optimizer, schedule, config, precision, device):
     return history, state["step"], state["epoch"], state["best"], progress
 
 
+def epoch_generator(config, epoch, device):
+    """The generator of one epoch's shuffling and shifts: seeded by (seed, epoch) alone, so a
+    resumed run, a sweep's run and an ensemble's member draw a lone run's batches."""
+    return torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+
+
 def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runtime, config, carried,
                  show_progress):
     """One pass over the shuffled, shifted training images (or until config.max_steps). An epoch
@@ -251,7 +270,7 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runt
     batches as an uninterrupted one, and continues its loss sum. Returns the summed loss (a device
     tensor), the images trained now, the epoch's step count and the global step count."""
     device, parallel = train_x.device, distributed.world_size() > 1
-    generator = torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
+    generator = epoch_generator(config, epoch, device)
     model.train()
     skip = carried["steps"]
     loss_sum, seen, epoch_steps = torch.tensor(carried["loss_sum"], device=device), 0, skip
@@ -283,18 +302,19 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runt
     return loss_sum, seen, epoch_steps, step
 
 
-def _save(out, model, optimizer, schedule, history, best, step, precision, device, config, progress):
+def _save(out, model, optimizer_state, schedule_state, history, best, step, precision, device, config, progress,
+          **meta):
     """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always.
     `progress` describes an epoch cut short by --max-steps (None for a complete one): last.pt then
-    counts it as not done, and a resume finishes it."""
+    counts it as not done, and a resume finishes it. `meta` goes into both checkpoints."""
     row = history[-1]
     meta = {"precision": precision, "device": str(device), "hardware": hardware_name(device),
-            "train_config": _plain(config)}
+            "train_config": _plain(config), **meta}
     if row["val_accuracy"] > best:
         save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (progress is not None), epoch_progress=progress,
                     step=step, best=max(best, row["val_accuracy"]),
-                    history=history, optimizer=optimizer.state_dict(), schedule=schedule.state_dict(), **meta)
+                    history=history, optimizer=optimizer_state, schedule=schedule_state, **meta)
     write_metrics(history, out / "metrics.csv")
 
 
