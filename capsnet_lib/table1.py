@@ -20,13 +20,17 @@ OUT/summary.csv (one line per row, beside the paper's numbers).
 import csv
 import io
 import json
+import math
 import statistics
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, tensor_checksum
 from .data import load_mnist
+from .ensemble import step_key, train_ensemble
 from .evaluate import error_report, predict
 from .files import atomic_write_text
 from .runtime import setup_runtime, tune_cpu_allocator
@@ -56,9 +60,10 @@ ROUTING_ROWS = {
                               reconstruction_weight=0.001), (None, None)),
 }
 TABLES = {"table1": ROWS, "routing": ROUTING_ROWS}
+TEST_SIZE = 10_000
 PROTOCOL = "epoch selected on 5,000 validation images; test set evaluated once per finished run"
 RUN_FIELDS = ("row", "seed", "epochs", "best_epoch", "val_accuracy", "test_error_percent", "test_errors",
-              "test_images", "train_seconds", "hardware", "commit")
+              "test_images", "train_seconds", "ensemble_size", "hardware", "commit")
 SUMMARY_FIELDS = ("row", "what", "runs", "test_error_mean", "test_error_std", "paper_mean", "paper_std",
                   "parameters", "epochs", "train_seconds_per_run", "hardware", "commit", "protocol")
 
@@ -71,42 +76,79 @@ def run_configs(args, rows, table=ROWS):
 
 
 def evaluate_once(config, commit, test_limit=None):
-    """The test result of a finished run: read from test.json, or measured now and stored there
-    (atomically) so that the test set is never looked at twice for the same run. `test_limit`
-    evaluates only the first N test images (quick runs; the count is recorded)."""
-    path = Path(config.out) / "test.json"
-    if path.is_file():
-        return json.loads(path.read_text())
-    checkpoint = load_checkpoint(Path(config.out) / "best.pt")
+    """The test result of a run's best.pt: read from test.json while it describes that checkpoint
+    (its weights' checksum, the epochs trained, the test images), else measured now and stored
+    there atomically, so the test set is looked at once per checkpoint. `test_limit` evaluates only
+    the first N test images (quick runs; the count is recorded)."""
+    out = Path(config.out)
+    checkpoint = load_checkpoint(out / "best.pt")
+    source = {"checkpoint_checksum": tensor_checksum(checkpoint.model.state_dict()), "epochs": epochs_done(config),
+              "test_images": test_limit or TEST_SIZE}
+    stored = read_test_result(out / "test.json")
+    if stored is not None and all(stored.get(key) == value for key, value in source.items()):
+        return stored
     runtime = setup_runtime(config.device, "fp32")
     images, labels = (t[:test_limit] for t in load_mnist("test", config.data_root, config.download))
     report = error_report(predict(runtime.model(checkpoint.model), images.to(runtime.device)), labels)
-    with open(Path(config.out) / "metrics.csv") as f:
+    with open(out / "metrics.csv") as f:
         seconds = sum(float(r["epoch_seconds"]) + float(r.get("val_seconds") or 0) for r in csv.DictReader(f))
     result = {"best_epoch": checkpoint.extra["epoch"], "val_accuracy": checkpoint.extra["val_accuracy"],
               "test_error_percent": round(100 * (1 - report["accuracy"]), 4), "test_errors": report["errors"],
-              "test_images": report["total"], "train_seconds": round(seconds, 1), "hardware": checkpoint.extra.get("hardware", ""),
-              "commit": commit, "parameters": sum(p.numel() for p in checkpoint.model.parameters())}
-    atomic_write_text(path, json.dumps(result, indent=1))
+              "train_seconds": round(seconds, 1), "ensemble_size": checkpoint.extra.get("ensemble_size", 1),
+              "hardware": checkpoint.extra.get("hardware", ""), "commit": commit,
+              "parameters": sum(p.numel() for p in checkpoint.model.parameters()), **source}
+    atomic_write_text(out / "test.json", json.dumps(result, indent=1))
     return result
 
 
-def summarize(results, configs, table=ROWS):
+def read_test_result(path):
+    """A stored test.json, checked: None if there is none, a one-line error naming the file if it is
+    damaged or contradicts itself (delete it and run the command again to measure it anew)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    remedy = "delete it and run the command again to measure it anew"
+    try:
+        result = json.loads(path.read_text())
+        errors, images, percent = result["test_errors"], result["test_images"], result["test_error_percent"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path} is damaged ({type(error).__name__}: {error}); {remedy}") from None
+    if not (isinstance(errors, int) and isinstance(images, int) and 0 <= errors <= images and images > 0):
+        raise ValueError(f"{path} is damaged: {errors!r} errors in {images!r} test images; {remedy}")
+    if abs(percent - 100 * errors / images) > 1e-3:
+        raise ValueError(f"{path} contradicts itself: test_error_percent {percent} but {errors} errors in {images} "
+                         f"images ({100 * errors / images:.4f}%); {remedy}")
+    return result
+
+
+def stored_results(out, table):
+    """{(row, seed): test result} of every run of the table's rows under OUT that has a test.json,
+    so a call for some rows or seeds keeps the others in the CSVs."""
+    results = {}
+    for row in table:
+        for path in sorted(Path(out).glob(f"{row}/seed*/test.json")):
+            seed = path.parent.name[len("seed"):]
+            if seed.isdigit():
+                results[row, int(seed)] = read_test_result(path)
+    return results
+
+
+def summarize(results, table=ROWS):
     """One summary line per row from the runs' test results {(row, seed): result}."""
     lines = []
     for row, (what, _, (paper_mean, paper_std)) in table.items():
-        runs = [(results[key], configs[key]) for key in sorted(results) if key[0] == row]
+        runs = [results[key] for key in sorted(results) if key[0] == row]
         if not runs:
             continue
-        errors = [r["test_error_percent"] for r, _ in runs]
+        errors = [r["test_error_percent"] for r in runs]
+        joined = lambda key: "; ".join(sorted({str(r.get(key, "")) for r in runs}))
         lines.append({"row": row, "what": what, "runs": len(runs), "test_error_mean": round(statistics.mean(errors), 4),
                       "test_error_std": round(statistics.stdev(errors), 4) if len(errors) > 1 else "",
                       "paper_mean": "" if paper_mean is None else paper_mean,
                       "paper_std": "" if paper_std is None else paper_std,
-                      "parameters": runs[0][0]["parameters"], "epochs": runs[0][1].epochs,
-                      "train_seconds_per_run": round(statistics.mean(r["train_seconds"] for r, _ in runs), 1),
-                      "hardware": "; ".join(sorted({r["hardware"] for r, _ in runs})),
-                      "commit": "; ".join(sorted({r["commit"] for r, _ in runs})), "protocol": PROTOCOL})
+                      "parameters": runs[0]["parameters"], "epochs": joined("epochs"),
+                      "train_seconds_per_run": round(statistics.mean(r["train_seconds"] for r in runs), 1),
+                      "hardware": joined("hardware"), "commit": joined("commit"), "protocol": PROTOCOL})
     return lines
 
 
@@ -128,42 +170,114 @@ def library_commit():
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
-def main(argv=None):
+def build_table1_parser():
     parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps", "model",
                                    "routing_iterations", "reconstruction", "reconstruction_weight",
-                                   "routing_detach", "routing_bias"),   # the rows set these
+                                   "routing_detach", "routing_bias", "deadline"),   # the rows set these
                           prog="python -m capsnet_lib.table1", description=__doc__)
     parser.add_argument("--seeds", type=int, default=3, help="runs per row, with seeds 0..N-1 (default 3)")
     parser.add_argument("--table", default="table1", choices=list(TABLES),
                         help="table1: the paper's five rows; routing: the headline row's routing variants")
     parser.add_argument("--rows", nargs="+", choices=sorted({r for t in TABLES.values() for r in t}),
-                        help="a subset of the table's rows (default: all)")
+                        help="a subset of the table's rows (default: all); the CSVs keep the others' results")
     parser.add_argument("--parallel", type=int, default=3, help="runs at once on each device (default 3)")
     parser.add_argument("--test-limit", type=int, default=None, help="test only the first N images (quick runs)")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="train the CapsNet runs that can share a step as one ensemble (ensemble.py; for GPUs)")
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="measure each job, train the epochs that fit (at most --epochs), stop by then")
     parser.set_defaults(out="results/table1")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def check_args(args):
+    """Every option checked before any work."""
+    for name in ("seeds", "parallel", "test_limit"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
+        raise ValueError(f"--time-budget must be a number of seconds > 0, got {args.time_budget}")
+    if args.test_limit is not None and args.test_limit > TEST_SIZE:
+        raise ValueError(f"--test-limit must be at most the {TEST_SIZE} test images, got {args.test_limit}")
+    unknown = sorted(set(args.rows or []) - set(TABLES[args.table]))
+    if unknown:
+        raise ValueError(f"rows {', '.join(unknown)} are not in --table {args.table}: "
+                         f"choose from {', '.join(TABLES[args.table])}")
+
+
+def jobs(configs, ensemble):
+    """The training jobs: with `ensemble`, the CapsNet runs grouped by step (ensemble.step_key)
+    and every other run alone; else every run alone."""
+    if not ensemble:
+        return [[c] for c in configs]
+    groups = {}
+    for config in configs:
+        key = step_key(config) + (epochs_done(config),) if config.model == "capsnet" else (config.out,)
+        groups.setdefault(key, []).append(config)
+    return list(groups.values())
+
+
+def plan(todo, args, log):
+    """The epochs that fit in --time-budget for these jobs (see budget.py), written to OUT/plan.json."""
+    from .budget import epoch_seconds, epochs_that_fit
+
+    started = time.time()
+    measured = [(job, epoch_seconds(job)) for job in jobs(todo, args.ensemble)]
+    per_epoch = sum(seconds for _, seconds in measured)
+    epochs = epochs_that_fit(per_epoch, args.time_budget - (time.time() - started), args.epochs)
+    record = {"time_budget_seconds": args.time_budget, "epochs": epochs, "estimated_seconds": round(epochs * per_epoch, 1),
+              "jobs": [{"runs": [str(c.out) for c in job], "seconds_per_epoch_measured": round(seconds, 3)}
+                       for job, seconds in measured], "reproduce_with": f"--epochs {epochs}"}
+    atomic_write_text(Path(args.out) / "plan.json", json.dumps(record, indent=1))
+    log(f"time budget {args.time_budget:g} s: {len(measured)} jobs, {per_epoch:.1f} s per epoch measured, so "
+        f"{epochs} epochs (--epochs {epochs} reproduces them)")
+    return epochs, started + args.time_budget
+
+
+def train_all(configs, args, log):
+    """Train the unfinished runs (resuming those begun), as --ensemble and --time-budget say.
+    Returns the configs as trained (with the planned epochs)."""
+    todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
+    if todo and args.time_budget is not None:
+        epochs, deadline = plan(todo, args, log)
+        configs = {key: replace(c, epochs=epochs, deadline=deadline) for key, c in configs.items()}
+        todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
+    for config in configs.values():
+        if config not in todo:
+            log(f"{config.out}: finished earlier, skipped")
+    alone = []
+    for job in jobs(todo, args.ensemble):
+        if len(job) > 1 or (args.ensemble and job[0].model == "capsnet"):
+            train_ensemble([replace(c, resume=True) for c in job], log=log)
+        else:
+            alone.extend(job)
+    run_sweep(alone, args.parallel, log=log)
+    return configs
+
+
+def main(argv=None):
+    args = build_table1_parser().parse_args(argv)
     tune_cpu_allocator()     # see train.main
+    log = lambda line: print(line, file=sys.stderr)
     try:
-        if args.seeds < 1:
-            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        check_args(args)
         table = TABLES[args.table]
-        unknown = sorted(set(args.rows or []) - set(table))
-        if unknown:
-            raise ValueError(f"rows {', '.join(unknown)} are not in --table {args.table}: choose from {', '.join(table)}")
         configs = run_configs(args, args.rows or list(table), table)
         for config in configs.values():
             config.check()
-        run_sweep(list(configs.values()), args.parallel, log=lambda line: print(line, file=sys.stderr))
+        configs = train_all(configs, args, log)
         commit = library_commit()
-        results = {key: evaluate_once(config, commit, args.test_limit) for key, config in configs.items()
-                   if epochs_done(config) >= config.epochs}
+        for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
+            if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
+                evaluate_once(config, commit, args.test_limit)
+        results = stored_results(args.out, table)
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,
-              [{"row": row, "seed": seed, "epochs": configs[row, seed].epochs, **result}
-               for (row, seed), result in sorted(results.items())])
-    summary = summarize(results, configs, table)
+              [{"row": row, "seed": seed, **result} for (row, seed), result in sorted(results.items())])
+    summary = summarize(results, table)
     write_csv(Path(args.out) / "summary.csv", SUMMARY_FIELDS, summary)
     print(f"{'row':<16} {'runs':>4} {'test error %':>16} {'paper %':>14}")
     for line in summary:

@@ -391,9 +391,16 @@ def config_from_args(args, **changes):
 
 
 def main(argv=None):
-    config = config_from_args(build_parser().parse_args(argv))
+    parser = build_parser()
+    parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                        help="measure a few steps, train the epochs that fit (at most --epochs), stop by then")
+    args = parser.parse_args(argv)
+    config = config_from_args(args)
     tune_cpu_allocator()     # a process-wide setting: the command owns its process, a library call does not
     try:
+        if args.time_budget is not None:
+            from .budget import plan_run
+            config = plan_run(config, args.time_budget)
         history = run_training(config)
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -69,3 +69,65 @@ def test_the_routing_table_trains_each_variant_as_it_names(tmp_path, mnist_root)
 def test_a_row_of_another_table_is_refused_in_one_line(tmp_path, capsys):
     assert table1_main(["--table", "routing", "--rows", "baseline", "--out", str(tmp_path)]) == 2
     assert "rows baseline are not in --table routing" in capsys.readouterr().err
+
+
+def test_an_ensemble_table_with_a_time_budget_plans_trains_and_reports(tmp_path, mnist_root):
+    quick = ["--seeds", "2", "--epochs", "3", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",
+             "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download", "--parallel", "1"]
+    rows = ["--rows", "routing1", "routing1_recon"]
+    assert table1_main(quick + rows + ["--ensemble", "--time-budget", "600", "--out", str(tmp_path)]) == 0
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert plan["epochs"] == 3 and len(plan["jobs"]) == 1 and len(plan["jobs"][0]["runs"]) == 4   # one ensemble
+    member = load_checkpoint(tmp_path / "routing1" / "seed1" / "best.pt")
+    assert member.extra["ensemble_size"] == 4 and member.config["reconstruction"] is False
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert {(r["row"], r["seed"], r["epochs"], r["ensemble_size"]) for r in runs} == {
+        (row, str(s), "3", "4") for row in ("routing1", "routing1_recon") for s in (0, 1)}
+    # another row later: the CSVs keep the first rows' results
+    assert table1_main(quick[:3] + ["1"] + quick[4:] + ["--rows", "routing3", "--out", str(tmp_path)]) == 0
+    assert {r["row"] for r in csv.DictReader(open(tmp_path / "runs.csv"))} == {"routing1", "routing1_recon", "routing3"}
+
+
+def test_a_stored_test_result_is_measured_again_when_its_checkpoint_changed(tmp_path, mnist_root):
+    def table(epochs, test_limit=20):
+        return table1_main(["--seeds", "1", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",
+                            "--test-limit", str(test_limit), "--device", "cpu", "--precision", "fp32", "--no-download",
+                            "--rows", "routing1", "--epochs", str(epochs), "--out", str(tmp_path)])
+    stored = lambda: json.loads((tmp_path / "routing1" / "seed0" / "test.json").read_text())
+    assert table(1) == 0
+    first = stored()
+    assert table(2) == 0                      # trained on: the stored result described epoch 1's checkpoint
+    second = stored()
+    assert (first["epochs"], second["epochs"]) == (1, 2)
+    assert next(csv.DictReader(open(tmp_path / "runs.csv")))["epochs"] == "2"
+    assert table(2, test_limit=30) == 0       # another test set size: measured again
+    assert stored()["test_images"] == 30
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda text: text[:20], "is damaged"),
+    (lambda text: text.replace('"test_error_percent": ', '"test_error_percent": 0.0001 + '), "is damaged"),
+    (lambda text: json.dumps({**json.loads(text), "test_error_percent": 0.0}) if json.loads(text)["test_errors"]
+     else json.dumps({**json.loads(text), "test_error_percent": 50.0}), "contradicts itself"),
+])
+def test_a_damaged_or_edited_test_json_is_named_in_one_line(table, capsys, edit, message):
+    path = table / "routing1" / "seed0" / "test.json"
+    good = path.read_text()
+    path.write_text(edit(good))
+    try:
+        assert table1_main(QUICK + ["--out", str(table)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err and "Traceback" not in err
+    finally:
+        path.write_text(good)
+
+
+@pytest.mark.parametrize("option, message", [(["--test-limit", "-5"], "--test-limit must be >= 1"),
+                                             (["--test-limit", "0"], "--test-limit must be >= 1"),
+                                             (["--test-limit", "10001"], "at most the 10000"),
+                                             (["--seeds", "0"], "--seeds must be >= 1"),
+                                             (["--time-budget", "-1"], "--time-budget must be")])
+def test_bad_options_are_refused_before_any_training(tmp_path, capsys, option, message):
+    assert table1_main(["--rows", "routing1", "--ensemble", "--out", str(tmp_path / "t")] + option) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "t" / "routing1").exists()

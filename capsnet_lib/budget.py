@@ -1,0 +1,92 @@
+"""--time-budget: how many epochs fit in a wall-clock budget, measured before training starts.
+
+The plan is made once: a few steps of each job are timed on random batches, the epochs that fit
+are fixed, and the ordinary deterministic schedule is trained for that many epochs, so the same
+run is reproduced later by `--epochs N` alone. The budget's end is also a deadline: a run that
+is slower than measured stops after the epoch in which it passes, with everything saved.
+"""
+import json
+import math
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import run_folder
+from .data import VALIDATION_SIZE
+from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step
+from .model import predicted_classes
+from .runtime import setup_runtime
+from .files import atomic_write_text
+from .train import make_model, make_optimizer, train_step
+
+TRAIN_SIZE = 55_000
+
+
+def _timed(step, device, steps):
+    step()                                             # warm-up: allocations, kernel choices
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - started) / steps
+
+
+def epoch_seconds(configs, steps=3):
+    """Seconds one epoch (training and validation) of `configs` takes: an ensemble if there are
+    several, else a lone run. Measured on random batches, then thrown away."""
+    config = configs[0]
+    runtime = setup_runtime(config.device, config.precision)
+    device, batch, k = runtime.device, config.batch_size, len(configs)
+    train_steps = math.ceil(min(config.train_limit or TRAIN_SIZE, TRAIN_SIZE) / batch)
+    val_batches = math.ceil(min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE) / 500)
+    images = torch.rand(k, batch, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (k, batch), device=device)
+    val_images, val_labels = torch.rand(500, 1, 28, 28, device=device), torch.randint(0, 10, (500,), device=device)
+    if k > 1:
+        ensemble = build_ensemble(configs, device)
+        step = lambda: ensemble_step(ensemble, images, labels, runtime)
+        validate = lambda: ensemble_accuracies(ensemble, val_images, val_labels, runtime)
+    else:
+        model = runtime.model(make_model(config))
+        optimizer = make_optimizer(model, config)
+        step = lambda: train_step(model, optimizer, runtime.images(images[0]), labels[0], runtime.precision,
+                                  reconstruction_weight=config.reconstruction_weight)
+        validate = torch.no_grad()(lambda: predicted_classes(model.eval(), runtime.images(val_images)).sum().item())
+    seconds = train_steps * _timed(step, device, steps)
+    return seconds + val_batches * _timed(validate, device, 1)
+
+
+def epochs_that_fit(seconds_per_epoch, budget, max_epochs):
+    """The most epochs, at most max_epochs, whose estimated time fits in `budget` seconds."""
+    if not (math.isfinite(budget) and budget > 0):
+        raise ValueError(f"--time-budget must be a number of seconds > 0, got {budget}")
+    fit = int(budget // seconds_per_epoch)
+    if fit < 1:
+        raise ValueError(f"--time-budget {budget:g} s is shorter than one epoch ({seconds_per_epoch:.1f} s "
+                         "measured); give more time, or fewer images with --train-limit")
+    return min(fit, max_epochs)
+
+
+def plan_run(config, budget):
+    """A lone run's config with the epochs that fit in `budget` seconds and its deadline; the plan
+    is printed and written to OUT/plan.json."""
+    started = time.time()
+    config.check()
+    if config.resume:
+        raise ValueError("--time-budget plans a new run; continue one with --resume --epochs N")
+    run_folder.make_writable(config.out)
+    run_folder.claim(config.out, False, config.overwrite)       # refuse an occupied folder before measuring
+    seconds = epoch_seconds([config])
+    epochs = epochs_that_fit(seconds, budget - (time.time() - started), config.epochs)
+    plan = {"time_budget_seconds": budget, "seconds_per_epoch_measured": round(seconds, 3), "epochs": epochs,
+            "estimated_seconds": round(epochs * seconds, 1), "reproduce_with": f"--epochs {epochs}"}
+    atomic_write_text(Path(config.out) / "plan.json", json.dumps(plan, indent=1))
+    print(f"time budget {budget:g} s: {seconds:.1f} s per epoch measured, so {epochs} epochs "
+          f"(--epochs {epochs} reproduces this run without a budget)", file=sys.stderr)
+    return replace(config, epochs=epochs, deadline=started + budget)
