@@ -44,6 +44,9 @@ VARIANTS = {
     "default-compile":  ("default + torch.compile", dict(default=True, compile=True)),
     "conv-bound":       ("PrimaryCaps conv alone, fwd+bwd, as the library runs it", dict(conv_only=True)),
     "conv-bound-native": ("PrimaryCaps conv alone, fwd+bwd, PyTorch's nn.Conv2d", dict(conv_only=True, native=True)),
+    "ensemble-1":       ("ensemble.py: 1 member, one vmapped step (for GPUs)", dict(default=True, ensemble=1)),
+    "ensemble-5":       ("ensemble.py: 5 members as one step, aggregate", dict(default=True, ensemble=5)),
+    "ensemble-15":      ("ensemble.py: 15 members as one step, aggregate", dict(default=True, ensemble=15)),
     "infer-plain":      ("inference, plain fp32 forward (batch 500)", dict(inference=True, plain=True)),
     "infer-default":    ("inference, capsnet_lib default (batch 500)", dict(inference=True, default=True)),
 }
@@ -68,14 +71,14 @@ def matmul_peak(dtype, device, n=2048):
     return 2 * n ** 3 / seconds / 1e9
 
 
-def run_variant(name, device, steps):
+def run_variant(name, device, steps, batch_size=128):
     """Measure one row in this process; returns images/s and the precision used."""
     from capsnet_lib import CapsNet, TrainConfig, make_optimizer, setup_runtime, train_step, tune_cpu_allocator
     from plain_capsnet import PlainCapsNet, plain_loss
 
     s = VARIANTS[name][1]
     torch.manual_seed(0)
-    batch = 500 if s.get("inference") else 128
+    batch = 500 if s.get("inference") else batch_size
     images = torch.rand(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
     asked = s.get("precision", "auto" if s.get("default") or s.get("conv_only") else "fp32")
@@ -107,6 +110,15 @@ def run_variant(name, device, steps):
             out.float().sum().backward()
     elif s.get("runs"):
         return concurrent_runs(s["runs"], device, precision, steps)
+    elif s.get("ensemble"):
+        from capsnet_lib.ensemble import build_ensemble, ensemble_step
+        k = s["ensemble"]
+        configs = [TrainConfig(seed=seed, out=f"member{seed}", device=str(device), precision=precision)
+                   for seed in range(k)]
+        ensemble = build_ensemble(configs, device)
+        stacked_images, stacked_labels = images.expand(k, *images.shape).contiguous(), labels.expand(k, batch)
+        run = lambda: ensemble_step(ensemble, stacked_images, stacked_labels, runtime)
+        batch *= k                                  # images/s in aggregate over the members
     else:
         fast = s.get("default") or s.get("channels_last")
         model = runtime.model(CapsNet()) if fast else CapsNet().to(device)
@@ -199,6 +211,9 @@ def main():
     parser.add_argument("--with-compile", action="store_true", help="also time torch.compile (slow to compile)")
     parser.add_argument("--with-epoch", action="store_true", help="also time 3 epochs of the training CLI on MNIST")
     parser.add_argument("--data-root", default=None, help="MNIST root for --with-epoch")
+    parser.add_argument("--rows", nargs="+", choices=list(VARIANTS), default=None,
+                        help="only these rows (default: all; the ensemble rows only on a GPU)")
+    parser.add_argument("--batch-size", type=int, default=128, help="training batch per model (default 128)")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--peaks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,17 +227,18 @@ def main():
                           "bf16": matmul_peak(torch.bfloat16, device) if bf16 else float("nan")}))
         return
     if args.variant:
-        print(json.dumps(run_variant(args.variant, device, steps)))
+        print(json.dumps(run_variant(args.variant, device, steps, args.batch_size)))
         return
 
-    common = ["--device", str(device), "--steps", str(steps)]
+    common = ["--device", str(device), "--steps", str(steps), "--batch-size", str(args.batch_size)]
     peaks = in_subprocess(common + ["--peaks"])
-    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch 128 "
+    print(f"device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, batch {args.batch_size} "
           f"(inference 500), {steps} timed steps per row")
     print(f"measured matmul peaks: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s\n")
     rows = {}
-    for name in VARIANTS:
-        if name == "default-compile" and not args.with_compile:
+    for name in args.rows or VARIANTS:
+        if args.rows is None and ((name == "default-compile" and not args.with_compile)
+                                  or (name.startswith("ensemble") and device.type != "cuda")):
             continue
         if VARIANTS[name][1].get("precision") == "bf16" and not peaks["bf16"] > 0:
             rows[name] = {"error": "skipped: this CPU has no bf16 hardware (emulated, it takes minutes per step)"}
@@ -247,6 +263,8 @@ def main():
         print(f"{'default-compile':<19} not run: add --with-compile (compiling takes tens of seconds)")
     print()
     for name in ("conv-bound", "conv-bound-native"):
+        if name not in rows:
+            continue
         print(f"default step reaches {100 * speed('default') / speed(name):.0f}% of {name} "
               f"({speed('default'):.0f} of {speed(name):.0f} images/s)")
     if args.with_epoch:
@@ -254,7 +272,10 @@ def main():
         print("training CLI: " + (f"failed: {epoch['error']}" if "error" in epoch else
               f"{epoch['seconds']:.2f} s per 55,000-image epoch, validation included "
               f"(mean of epochs 2-3; validation accuracy {epoch['val_accuracy']:.2%} after 3 epochs)"))
-    print(f"inference speed-up over plain fp32: {speed('infer-default') / speed('infer-plain'):.2f}x")
+    for name in (n for n in rows if n.startswith("ensemble")):
+        print(f"{name}: {speed(name):,.0f} images/s in aggregate, {speed(name) / speed('default'):.2f}x one default run")
+    if "infer-default" in rows:
+        print(f"inference speed-up over plain fp32: {speed('infer-default') / speed('infer-plain'):.2f}x")
     print(f"train speed-up over plain fp32: {speed('default') / speed('plain-fp32'):.2f}x")
 
 

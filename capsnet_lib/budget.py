@@ -44,10 +44,12 @@ def epoch_seconds(configs, steps=3):
     runtime = setup_runtime(config.device, config.precision)
     device, batch, k = runtime.device, config.batch_size, len(configs)
     train_steps = math.ceil(min(config.train_limit or TRAIN_SIZE, TRAIN_SIZE) / batch)
-    val_batches = math.ceil(min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE) / 500)
+    val_size = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE, 500)      # one evaluation batch at most
+    val_batches = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE) / val_size
     images = torch.rand(k, batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (k, batch), device=device)
-    val_images, val_labels = torch.rand(500, 1, 28, 28, device=device), torch.randint(0, 10, (500,), device=device)
+    val_images = torch.rand(val_size, 1, 28, 28, device=device)
+    val_labels = torch.randint(0, 10, (val_size,), device=device)
     if k > 1:
         ensemble = build_ensemble(configs, device)
         step = lambda: ensemble_step(ensemble, images, labels, runtime)

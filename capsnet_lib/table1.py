@@ -21,6 +21,7 @@ import csv
 import io
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -161,7 +162,10 @@ def write_csv(path, fieldnames, lines):
 
 
 def library_commit():
-    """The git commit of this checkout, or 'unknown' outside one."""
+    """$CAPSNET_COMMIT if set (a copy of the tree without .git, e.g. on a GPU machine), else the git
+    commit of this checkout, or 'unknown' outside one."""
+    if os.environ.get("CAPSNET_COMMIT"):
+        return os.environ["CAPSNET_COMMIT"]
     try:
         result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=10)
@@ -222,10 +226,17 @@ def plan(todo, args, log):
     """The epochs that fit in --time-budget for these jobs (see budget.py), written to OUT/plan.json."""
     from .budget import epoch_seconds, epochs_that_fit
 
-    started = time.time()
-    measured = [(job, epoch_seconds(job)) for job in jobs(todo, args.ensemble)]
-    per_epoch = sum(seconds for _, seconds in measured)
-    epochs = epochs_that_fit(per_epoch, args.time_budget - (time.time() - started), args.epochs)
+    started, seconds = time.time(), {}
+    for job in jobs(todo, args.ensemble):        # lone runs that differ only in seed take the same time
+        key = (step_key(job[0]), len(job))
+        if key not in seconds:
+            seconds[key] = epoch_seconds(job)
+    measured = [(job, seconds[step_key(job[0]), len(job)]) for job in jobs(todo, args.ensemble)]
+    per_epoch, spent = sum(seconds for _, seconds in measured), time.time() - started
+    if spent >= args.time_budget:
+        raise ValueError(f"measuring the jobs took {spent:.0f} s, all of --time-budget {args.time_budget:g} s; "
+                         "give more time")
+    epochs = epochs_that_fit(per_epoch, args.time_budget - spent, args.epochs)
     record = {"time_budget_seconds": args.time_budget, "epochs": epochs, "estimated_seconds": round(epochs * per_epoch, 1),
               "jobs": [{"runs": [str(c.out) for c in job], "seconds_per_epoch_measured": round(seconds, 3)}
                        for job, seconds in measured], "reproduce_with": f"--epochs {epochs}"}

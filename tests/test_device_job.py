@@ -1,0 +1,51 @@
+"""benchmarks/device_job.py rehearsed on the CPU with a tiny budget, so the one GPU call cannot rot."""
+import csv
+import io
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import torch
+
+from capsnet_lib import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+JOB = ROOT / "benchmarks" / "device_job.py"
+
+
+def test_the_device_job_runs_every_part_and_returns_at_most_eight_small_files(tmp_path, mnist_root):
+    subprocess.run([sys.executable, str(JOB), "--pack-data", str(tmp_path / "mnist"), "--data-root", str(mnist_root)],
+                   check=True, capture_output=True)
+    packed = sum(f.stat().st_size for f in (tmp_path / "mnist").iterdir())
+    assert packed < 12 * 2**20, f"MNIST gzip'd is {packed / 2**20:.1f} MiB; the tree travels in 64 MiB"
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, str(JOB), "--rehearsal", "--data", str(tmp_path / "mnist"),
+                             "--out", str(out), "--budget", "150", "--epochs", "1", "--commit", "abc1234"],
+                            capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    for part in "abcd":
+        assert f"--- part {part}: done" in log, f"part {part} did not finish:\n{log[-3000:]}"
+    files = list(out.iterdir())
+    assert len(files) <= 8 and all(f.stat().st_size < 16 * 2**20 for f in files), [(f.name, f.stat().st_size) for f in files]
+    plan = (out / "plan.txt").read_text()
+    assert "b. Table 1, 5 rows x 3 seeds:" in plan and "H200" in plan
+    assert "ensemble-15" in (out / "benchmark.txt").read_text()
+
+    with tarfile.open(out / "results.tar.gz") as tar:
+        read = lambda name: list(csv.DictReader(io.TextIOWrapper(tar.extractfile(name))))
+        table1, routing = read("table1/runs.csv"), read("routing/runs.csv")
+        names = tar.getnames()
+    assert {r["row"] for r in table1} == {"baseline", "routing1", "routing1_recon", "routing3", "routing3_recon"}
+    assert sorted(int(r["seed"]) for r in table1 if r["row"] == "routing3_recon") == [0, 1, 2, 3]   # part d's seed
+    assert {r["row"] for r in routing} == {"routing3_recon", "no_detach", "authors_code"}
+    assert all(r["commit"] == "abc1234" for r in table1 + routing)
+    assert "table1/plan_part_b.json" in names and not any(n.endswith(".pt") for n in names)
+
+    best = load_checkpoint(out / "headline_best_fp16.pt")
+    stored = torch.load(out / "headline_best_fp16.pt", weights_only=True)["state_dict"]
+    assert stored["conv1.weight"].dtype == torch.float16
+    assert best.config["routing_iterations"] == 3 and best.config["reconstruction"] is True
+    headline = [r for r in table1 if r["row"] == "routing3_recon"]
+    assert best.extra["val_accuracy"] == max(float(r["val_accuracy"]) for r in headline)   # chosen on validation
