@@ -57,6 +57,9 @@ def load_checkpoint(path, model=None, map_location="cpu"):
     or into `model`, whose config must match. Returns Checkpoint(model, config, extra); the
     model's weights are float32."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'best.pt'}?" if (path / "best.pt").is_file() else ""
+        raise ValueError(f"checkpoint {path} is a folder, not a .pt file{hint}")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):       # torch.save writes a zip archive

@@ -18,7 +18,8 @@ def world_size():
 
 
 def rank():
-    return dist.get_rank() if dist.is_initialized() else 0
+    # torchrun's RANK also after the group is left (the command prints its summary on rank 0 only)
+    return dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", 0))
 
 
 def is_main_process():

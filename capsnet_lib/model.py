@@ -47,6 +47,27 @@ def check_labels(labels, batch_size):
                          f"got values from {labels.min().item()} to {labels.max().item()}")
 
 
+def check_digit_caps(digit_caps):
+    """Raise a clear error unless `digit_caps` is a float tensor (B, 10, 16) of finite values (the
+    finiteness only on the CPU, where it costs no host sync): a nan capsule decodes to a nan image."""
+    if not isinstance(digit_caps, torch.Tensor) or not digit_caps.is_floating_point():
+        raise TypeError(f"digit capsules must be a floating-point tensor (B, {NUM_CLASSES}, {DIGIT_CAPS_DIM}), got "
+                        f"{getattr(digit_caps, 'dtype', type(digit_caps).__name__)}")
+    if digit_caps.dim() != 3 or tuple(digit_caps.shape[1:]) != (NUM_CLASSES, DIGIT_CAPS_DIM):
+        raise ValueError(f"digit_caps must have shape (B, {NUM_CLASSES}, {DIGIT_CAPS_DIM}), "
+                         f"got {tuple(digit_caps.shape)}")
+    if digit_caps.device.type == "cpu" and not torch.isfinite(digit_caps).all():
+        raise ValueError("digit capsules hold inf or nan values; they would decode to nan images")
+
+
+def require_decoder(model):
+    """Raise a clear error unless `model` is a CapsNet with a decoder (Figures 3 and 4 need one)."""
+    if not isinstance(model, CapsNet):
+        raise TypeError(f"this needs a CapsNet with a decoder, got a {type(model).__name__}")
+    if model.decoder is None:
+        raise ValueError("this CapsNet was built with reconstruction=False and has no decoder")
+
+
 class Decoder(nn.Module):
     """Fig. 2: the masked digit capsules (10 x 16) -> 512 -> 1024 -> 784 pixels (S x S for
     another image size S)."""
@@ -137,11 +158,8 @@ class CapsNet(nn.Module):
 
     def decode(self, digit_caps, labels=None):
         """Reconstruct images from any (e.g. perturbed) digit capsules (B, 10, 16) (Fig. 4)."""
-        if self.decoder is None:
-            raise ValueError("this CapsNet was built with reconstruction=False and has no decoder")
-        if digit_caps.dim() != 3 or tuple(digit_caps.shape[1:]) != (NUM_CLASSES, DIGIT_CAPS_DIM):
-            raise ValueError(f"digit_caps must have shape (B, {NUM_CLASSES}, {DIGIT_CAPS_DIM}), "
-                             f"got {tuple(digit_caps.shape)}")
+        require_decoder(self)
+        check_digit_caps(digit_caps)
         if labels is not None:
             check_labels(labels, digit_caps.shape[0])
             labels = labels.long()

@@ -6,7 +6,7 @@ import ipywidgets as widgets
 import matplotlib.image
 import torch
 
-from .model import DIGIT_CAPS_DIM
+from .model import DIGIT_CAPS_DIM, check_images, check_labels, require_decoder
 
 
 def image_png(image, scale=8):
@@ -33,8 +33,11 @@ class PerturbationPanel(widgets.VBox):
     and its reconstruction side by side, and a reset button."""
 
     def __init__(self, model, images, labels, slider_range=0.25, slider_step=0.01):
-        if model.decoder is None:
-            raise ValueError("the perturbation panel needs a CapsNet with a decoder")
+        require_decoder(model)
+        check_images(images, model.config.image_size)
+        check_labels(labels, images.shape[0])
+        if images.shape[0] == 0:
+            raise ValueError("the perturbation panel needs at least one image")
         self.model, self.images, self.labels = model.eval(), images, labels
         self.digit = widgets.IntSlider(value=0, min=0, max=images.shape[0] - 1, description="test digit")
         self.sliders = [widgets.FloatSlider(value=0.0, min=-slider_range, max=slider_range, step=slider_step,

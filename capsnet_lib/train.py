@@ -405,7 +405,7 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if history:
+    if history and distributed.is_main_process():     # other ranks hold no rows of this call's epochs
         best = max(history, key=lambda row: row["val_accuracy"])
         print(f"best validation accuracy {best['val_accuracy']:.4%} at epoch {best['epoch']}")
     return 0

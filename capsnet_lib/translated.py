@@ -108,8 +108,46 @@ def load_affnist(path):
     except (KeyError, AttributeError, ValueError, OSError) as error:
         raise ValueError(f"{path} is not an affNIST .mat file (it needs affNISTdata.image and "
                          f"affNISTdata.label_int): {error}") from None
-    images = torch.as_tensor(images.T.reshape(-1, CANVAS, CANVAS).copy(), dtype=torch.uint8)
-    labels = torch.as_tensor(labels, dtype=torch.int64).reshape(-1)
-    if images.shape[0] != labels.shape[0] or (labels.numel() and (labels.min() < 0 or labels.max() > 9)):
-        raise ValueError(f"{path}: {images.shape[0]} images but {labels.shape[0]} labels, or labels outside 0..9")
+    images, labels = _checked_affnist_images(images, path), _checked_affnist_labels(labels, path)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{path} holds {images.shape[0]} images but {labels.shape[0]} labels")
     return images, labels
+
+
+def _checked_affnist_images(images, path):
+    """affNISTdata.image as (N, 40, 40) uint8: stored as (1600, N) integers in 0..255 (a single
+    image squeezed to (1600,))."""
+    import numpy as np
+
+    pixels = CANVAS * CANVAS
+    images = np.asarray(images)
+    if images.ndim == 1 and images.shape[0] == pixels:
+        images = images[:, None]
+    if images.ndim != 2 or images.shape[0] != pixels or images.shape[1] == 0:
+        transposed = images.ndim == 2 and images.shape[1] == pixels and images.shape[0] != pixels
+        raise ValueError(f"{path}: affNISTdata.image must be ({pixels}, N) with N >= 1, one 40x40 digit per column, "
+                         f"got shape {images.shape}" + ("; it looks stored transposed" if transposed else ""))
+    if images.dtype.kind not in "ui" and not (images.dtype.kind == "f" and np.all(images == np.round(images))):
+        raise ValueError(f"{path}: affNISTdata.image must hold integer pixels 0..255, got {images.dtype} values "
+                         f"from {images.min():g} to {images.max():g}")
+    if images.min() < 0 or images.max() > 255:
+        raise ValueError(f"{path}: affNISTdata.image must hold pixels 0..255, got values from {images.min():g} to "
+                         f"{images.max():g}")
+    if images.max() <= 1:
+        raise ValueError(f"{path}: affNISTdata.image holds only 0s and 1s; affNIST pixels are 0..255 "
+                         "(were they scaled to [0, 1]?)")
+    return torch.as_tensor(images.T.reshape(-1, CANVAS, CANVAS).astype("uint8"))
+
+
+def _checked_affnist_labels(labels, path):
+    """affNISTdata.label_int as (N,) int64: whole numbers 0..9."""
+    import numpy as np
+
+    labels = np.atleast_1d(np.asarray(labels))
+    if labels.ndim != 1 or labels.dtype.kind not in "uif" or (labels.dtype.kind == "f" and not np.all(labels == np.round(labels))):
+        raise ValueError(f"{path}: affNISTdata.label_int must be N whole numbers 0..9, got {labels.dtype} of shape "
+                         f"{labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: affNISTdata.label_int must be in 0..9, got values from {labels.min():g} to "
+                         f"{labels.max():g}")
+    return torch.as_tensor(labels.astype("int64"))

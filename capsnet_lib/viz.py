@@ -5,6 +5,8 @@ The interactive version of Fig. 4, a slider panel, is in panel.py.
 import matplotlib.pyplot as plt
 import torch
 
+from .model import NUM_CLASSES, check_digit_caps, require_decoder
+
 
 PERTURBATION_STEPS = torch.arange(-5, 6) * 0.05   # Fig. 4: steps of 0.05 in [-0.25, 0.25], 0 exactly
 
@@ -15,6 +17,10 @@ def perturb(model, digit_caps, label, steps=PERTURBATION_STEPS):
 
     digit_caps: (10, 16) of one image. Returns images (16, len(steps), 28, 28) (S x S in general).
     """
+    require_decoder(model)
+    check_digit_caps(digit_caps[None] if isinstance(digit_caps, torch.Tensor) and digit_caps.dim() == 2 else digit_caps)
+    if isinstance(label, bool) or int(label) != label or not 0 <= int(label) < NUM_CLASSES:
+        raise ValueError(f"label must be a class in 0..{NUM_CLASSES - 1}, got {label!r}")
     dims, n = digit_caps.shape[1], len(steps)
     tweaked = digit_caps.expand(dims, n, *digit_caps.shape).clone()     # (16, n, 10, 16)
     for d in range(dims):

@@ -13,6 +13,7 @@ Writes, from the shipped model (or --checkpoint) and the first --digits test ima
 import argparse
 import base64
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import torch
 
 from .checkpoint import load_checkpoint, load_pretrained
 from .data import DATA_ENV_VAR, load_mnist, to_float
-from .files import atomic_write, atomic_write_text
+from .files import atomic_write
+from .model import require_decoder
 
 ACTIVATIONS = {torch.nn.ReLU: "relu", torch.nn.Sigmoid: "sigmoid"}
 
@@ -58,13 +60,29 @@ def export_digits(model, images, labels):
 
 
 def export(model, images, labels, out):
-    """Write decoder.bin, decoder.json and digits.json into `out` (atomically, each)."""
+    """Write decoder.bin, decoder.json and digits.json into `out`: all three or none. Everything is
+    computed before the first write, so a model the page cannot use leaves a good export as it was."""
+    require_decoder(model)
+    if model.config.image_size != 28:
+        raise ValueError(f"the page draws 28x28 MNIST digits; this CapsNet takes "
+                         f"{model.config.image_size}x{model.config.image_size} images")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
     weights, manifest = export_decoder(model)
-    atomic_write(out / "decoder.bin", lambda f: f.write(weights))
-    atomic_write_text(out / "decoder.json", json.dumps(manifest, indent=1) + "\n")
-    atomic_write_text(out / "digits.json", json.dumps(export_digits(model, images, labels)) + "\n")
-    return {name: (out / name).stat().st_size for name in ("decoder.bin", "decoder.json", "digits.json")}
+    contents = {"decoder.bin": weights, "decoder.json": (json.dumps(manifest, indent=1) + "\n").encode(),
+                "digits.json": (json.dumps(export_digits(model, images, labels)) + "\n").encode()}
+    staged = {name: out / f".{name}.staged" for name in contents}
+    try:                                         # write all three beside their targets, then rename them
+        for name, content in contents.items():
+            atomic_write(staged[name], lambda f: f.write(content))
+    except BaseException:
+        for path in staged.values():
+            path.unlink(missing_ok=True)
+        raise
+    for name, path in staged.items():            # renames within a folder do not fail for lack of space
+        os.replace(path, out / name)
+    return {name: len(content) for name, content in contents.items()}
 
 
 def main(argv=None):
@@ -80,8 +98,6 @@ def main(argv=None):
         if not 1 <= args.digits <= 10_000:
             raise ValueError(f"--digits must be in 1..10000, got {args.digits}")
         model = load_checkpoint(args.checkpoint).model if args.checkpoint else load_pretrained()
-        if getattr(model, "decoder", None) is None:
-            raise ValueError("the page needs a CapsNet with a decoder; this checkpoint has none")
         images, labels = load_mnist("test", args.data_root, args.download)
         sizes = export(model, images[:args.digits], labels[:args.digits], args.out)
     except (ValueError, TypeError, OSError) as error:
