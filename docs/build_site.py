@@ -1,14 +1,24 @@
 """Build the tutorial's website: `python docs/build_site.py` -> build/site/index.html.
 
 Stages docs/ (configuration, pages, the Figure 4 page's files), the README, the notebooks as stored
-and images/ into build/site-src, runs Sphinx (myst-nb, no execution) into build/site, then checks
-that every internal link and image of the built pages exists. Needs `pip install -e ".[site]"`.
+and images/ into build/site-src, with MathJax, its font and the widget manager from pinned npm
+packages (VENDORED; needs npm and the npm registry the first time, then build/npm-packages caches
+them), runs Sphinx (myst-nb, no execution) into build/site, then checks that every internal link
+and image of the built pages exists and that no page loads anything from another site.
+Needs `pip install -e ".[site]"`.
 Serve the result with `python -m http.server -d build/site` (the Figure 4 page fetches its files,
 which browsers refuse on file:// pages).
 """
 import argparse
+import base64
+import fnmatch
+import hashlib
+import os
 import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -16,10 +26,69 @@ from urllib.parse import unquote, urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# What a page loads besides its own files, served from the site itself: taken at build time from the
+# npm registry by name and version, checked against the registry's sha512, and copied into
+# _static/vendor/FOLDER. package: (integrity, FOLDER, the package's files a page loads, as globs).
+VENDORED = {
+    "mathjax@4.1.3": ("sha512-BN/8Pkgn7G1pIDYJqd9md+JHsE/jydSYbyOZnSdSA0WziuVO8mRxdYiWFumkVVly/8U+hm9DpIIoWuvySverzw==",
+                      "mathjax", ["tex-mml-chtml.js", "a11y/*", "ui/*", "input/*", "output/*", "adaptors/*",
+                                  "sre/speech-worker.js", "sre/mathmaps/base.json", "sre/mathmaps/en.json",
+                                  "sre/mathmaps/nemeth.json", "LICENSE"]),
+    "@mathjax/mathjax-newcm-font@4.1.3": (
+        "sha512-gzAB3dFHilHX1l5x2xUqRL+1jDQt3Fyza1DkEMVXWC4E8SvsGdlgEza47HYi2WhVcgfkvf4zgUGzuhbq3Pjlew==",
+        "mathjax-fonts/mathjax-newcm-font", ["chtml.js", "chtml/*", "LICENSE"]),
+    # html-manager's webpack bundle finds its icon fonts at <data-jupyter-widgets-cdn>@jupyter-widgets/html-manager/dist/
+    "@jupyter-widgets/html-manager@1.0.6": (
+        "sha512-+Mn+Ra8wyIHrYaUpfmf9A3dsLkt/NuwzPQN8sthdxBD35VV5cOJbpmgMhNR27n/rmP3mKyEe0PWCJrtZrXTXDQ==",
+        "@jupyter-widgets/html-manager", ["dist/embed-amd.js", "dist/*.woff2", "dist/*.woff", "LICENSE"]),
+    "requirejs@2.3.4": ("sha512-qPD5gRrj6kGQ0ZySAJgqbArkaDqPMbQIT0zSZDkIv1mfA17w/tR2Faq5l2qqRf2CdQx6FWln9nUrgd2UDzb19A==",
+                        "requirejs", ["require.js", "README.md"]),
+}
+NPM_CACHE = ROOT / "build" / "npm-packages"
+
+
+def npm_package(spec, integrity):
+    """The registry's tarball of `spec` (cached in build/npm-packages), checked against `integrity`."""
+    NPM_CACHE.mkdir(parents=True, exist_ok=True)
+    tarball = NPM_CACHE / (spec.lstrip("@").replace("/", "-").replace("@", "-") + ".tgz")
+    if not tarball.is_file() or _sha512(tarball) != integrity:
+        with tempfile.TemporaryDirectory(dir=NPM_CACHE) as folder:
+            try:
+                result = subprocess.run(["npm", "pack", spec, "--silent", "--pack-destination", folder],
+                                        capture_output=True, text=True, timeout=300)
+            except (OSError, subprocess.TimeoutExpired) as error:
+                raise RuntimeError(f"could not fetch {spec} with npm ({error}); the site serves it itself, "
+                                   "so the build needs npm and the npm registry once") from None
+            packed = list(Path(folder).glob("*.tgz"))
+            if result.returncode != 0 or len(packed) != 1:
+                raise RuntimeError(f"npm pack {spec} failed: {result.stderr.strip()[-500:]}")
+            os.replace(packed[0], tarball)
+    if _sha512(tarball) != integrity:
+        raise RuntimeError(f"{tarball} does not match the pinned sha512 of {spec}")
+    return tarball
+
+
+def _sha512(path):
+    return "sha512-" + base64.b64encode(hashlib.sha512(Path(path).read_bytes()).digest()).decode()
+
+
+def vendor(static):
+    """Copy each pinned package's files that a page loads into static/vendor."""
+    for spec, (integrity, folder, globs) in VENDORED.items():
+        with tarfile.open(npm_package(spec, integrity)) as tar:
+            for member in tar.getmembers():
+                name = member.name.split("/", 1)[1]          # npm tarballs hold package/...
+                if member.isfile() and any(fnmatch.fnmatch(name, pattern) for pattern in globs):
+                    destination = static / "vendor" / folder / name
+                    destination.parent.mkdir(parents=True, exist_ok=True)
+                    destination.write_bytes(tar.extractfile(member).read())
+
+
 def stage(source):
     """Copy what the site is built from into `source` (a fresh folder)."""
     shutil.rmtree(source, ignore_errors=True)
     shutil.copytree(ROOT / "docs", source, ignore=shutil.ignore_patterns("build_site.py", "__pycache__"))
+    vendor(source / "_static")
     shutil.copy(ROOT / "README.md", source / "README.md")
     shutil.copytree(ROOT / "images", source / "images")
     (source / "notebooks").mkdir()
@@ -39,7 +108,18 @@ def build(out, source=None):
                          str(source), str(out)])
     if status != 0:
         raise RuntimeError(f"sphinx-build failed with status {status} (warnings are errors; see above)")
+    place_widget_fonts(out)
     return out
+
+
+def place_widget_fonts(site):
+    """The widget manager's icon fonts where its injected CSS looks for them: beside the pages that
+    show widgets (all in notebooks/), at @jupyter-widgets/ and @jupyter-widgets/html-manager/dist/."""
+    fonts = sorted((site / "_static" / "vendor" / "@jupyter-widgets" / "html-manager" / "dist").glob("*.woff*"))
+    for folder in ("@jupyter-widgets", "@jupyter-widgets/html-manager/dist"):
+        (site / "notebooks" / folder).mkdir(parents=True, exist_ok=True)
+        for font in fonts:
+            shutil.copy(font, site / "notebooks" / folder / font.name)
 
 
 class _Links(HTMLParser):
@@ -51,6 +131,34 @@ class _Links(HTMLParser):
         for name, value in attrs:
             if name in ("href", "src") and value:
                 self.targets.append(value)
+
+
+class _Assets(HTMLParser):
+    """The resources a page loads by itself: scripts, stylesheets, images, fonts (not links to follow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag in ("script", "img", "iframe", "source", "audio", "video") and attrs.get("src"):
+            self.targets.append(attrs["src"])
+        if tag == "link" and attrs.get("href") and attrs.get("rel") not in ("canonical", "next", "prev", "index",
+                                                                            "search", "author", "license"):
+            self.targets.append(attrs["href"])
+
+
+def outside_assets(site):
+    """[(page, url)] for every script, stylesheet, image or font a built page would fetch from another
+    site: the site must read right with no network."""
+    found = []
+    for page in sorted(Path(site).rglob("*.html")):
+        parser = _Assets()
+        parser.feed(page.read_text(encoding="utf-8"))
+        found += [(str(page.relative_to(site)), url) for url in parser.targets
+                  if urlsplit(url).scheme in ("http", "https") or url.startswith("//")]
+    return found
 
 
 def broken_links(site):
@@ -81,10 +189,12 @@ def main(argv=None):
     except (RuntimeError, ImportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    broken = broken_links(site)
+    broken, outside = broken_links(site), outside_assets(site)
     for page, target in broken:
         print(f"broken link in {page}: {target}", file=sys.stderr)
-    if broken:
+    for page, url in outside:
+        print(f"{page} would load {url} from another site; serve it from _static/vendor (VENDORED)", file=sys.stderr)
+    if broken or outside:
         return 1
     print(f"site built in {site} ({len(list(site.rglob('*.html')))} pages, no broken internal links); "
           f"serve it with: python -m http.server -d {site}")

@@ -14,3 +14,9 @@ html_title = "Capsule Networks, rebuilt"
 html_static_path = ["_static"]
 html_show_sourcelink = False
 suppress_warnings = ["mystnb.unknown_mime_type"]
+
+# Nothing is fetched when a page is viewed: MathJax, its font and the widget manager are served from
+# _static/vendor, copied there at build time from pinned npm packages (build_site.py, VENDORED).
+mathjax_path = "vendor/mathjax/tex-mml-chtml.js"
+mathjax4_config = {"loader": {"paths": {"fonts": "[mathjax]/../mathjax-fonts"}}}   # instead of a CDN
+nb_ipywidgets_js = {"vendor/requirejs/require.js": {}, "vendor/@jupyter-widgets/html-manager/dist/embed-amd.js": {}}

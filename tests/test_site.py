@@ -24,7 +24,7 @@ CHROMIUM = os.environ.get("CAPSNET_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 PIXEL_TOLERANCE = 1e-4      # JavaScript vs PyTorch decoder, per pixel intensity in [0, 1]
 sys.path.insert(0, str(ROOT / "docs"))
-from build_site import broken_links, build  # noqa: E402
+from build_site import broken_links, build, outside_assets  # noqa: E402
 
 
 def required(tool, where):
@@ -98,6 +98,18 @@ def test_the_site_has_every_notebook_and_the_figure4_page_and_no_broken_link(sit
         assert "<img" in page.read_text() or notebook.stem == "01_squash", f"{page.name} shows no figure"
     assert (site / "figure4.html").is_file() and (site / "_static" / "figure4" / "decoder.bin").is_file()
     assert broken_links(site) == []
+
+
+def test_no_page_loads_anything_from_another_site(site):
+    assert outside_assets(site) == []
+
+
+def test_the_outside_asset_check_finds_a_cdn_script_and_stylesheet_but_not_links(tmp_path):
+    (tmp_path / "page.html").write_text(
+        '<script src="https://cdn.example.org/mathjax.js"></script><link rel="stylesheet" href="//fonts.example.org/f.css">'
+        '<a href="https://arxiv.org/abs/1710.09829">paper</a><script src="_static/local.js"></script>')
+    assert outside_assets(tmp_path) == [("page.html", "https://cdn.example.org/mathjax.js"),
+                                        ("page.html", "//fonts.example.org/f.css")]
 
 
 def test_the_link_check_finds_a_missing_page_and_a_missing_image(tmp_path):
@@ -179,3 +191,42 @@ def test_the_figure4_page_decodes_in_the_browser_with_no_kernel_and_no_network(s
             print(page.locator("#fig4-timing").text_content())
         finally:
             browser.close()
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+
+
+def test_every_page_typesets_its_math_and_draws_its_widgets_with_no_network(served, site):
+    required("Chromium", CHROMIUM)
+    from playwright.sync_api import sync_playwright
+    pages = sorted(str(p.relative_to(site)) for p in site.rglob("*.html")
+                   if not str(p.relative_to(site)).startswith(("_", "search", "genindex")))
+    outside, failed, math = [], [], {}
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1400})
+            page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(served)
+                       else (outside.append(route.request.url), route.abort()))
+            page.on("response", lambda response: response.status >= 400 and failed.append(response.url))
+            for name in pages:
+                page.goto(f"{served}/{name}")
+                page.wait_for_load_state("networkidle")
+                page.evaluate("async () => { if (window.MathJax && MathJax.startup) await MathJax.startup.promise; }")
+                text = page.evaluate("document.body.innerText")
+                raw = [tex for tex in ("\\begin", "\\hat", "\\mathbf", "\\frac") if tex in text]
+                assert not raw, f"{name} shows raw TeX {raw}: MathJax did not typeset it"
+                math[name] = page.locator("mjx-container").count()
+                if name == "notebooks/03_dynamic_routing.html":
+                    ARTIFACTS.mkdir(exist_ok=True)
+                    page.screenshot(path=str(ARTIFACTS / "03_dynamic_routing_offline.png"))
+                if name == "notebooks/08_perturbations.html":
+                    assert page.locator(".jupyter-widgets").count() > 0, "the stored slider panel was not drawn"
+        finally:
+            browser.close()
+    assert outside == [], f"pages asked another site for {outside}"
+    assert failed == [], f"pages asked for files the site does not have: {failed}"
+    assert math["notebooks/03_dynamic_routing.html"] >= 20 and math["notebooks/01_squash.html"] >= 10, math
