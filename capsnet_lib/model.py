@@ -65,7 +65,8 @@ def require_decoder(model):
     if not isinstance(model, CapsNet):
         raise TypeError(f"this needs a CapsNet with a decoder, got a {type(model).__name__}")
     if model.decoder is None:
-        raise ValueError("this CapsNet was built with reconstruction=False and has no decoder")
+        raise ValueError("this needs a CapsNet with a decoder, and this one has no decoder "
+                         "(it was built with reconstruction=False)")
 
 
 class Decoder(nn.Module):
