@@ -50,6 +50,8 @@ VARIANTS = {
     "default-compile":  ("default + torch.compile", dict(default=True, compile=True)),
     "conv-bound":       ("PrimaryCaps conv alone, fwd+bwd, as the library runs it", dict(conv_only=True)),
     "conv-bound-native": ("PrimaryCaps conv alone, fwd+bwd, PyTorch's nn.Conv2d", dict(conv_only=True, native=True)),
+    "conv-bound-polyphase": ("PrimaryCaps conv alone, fwd+bwd, polyphase backward forced",
+                             dict(conv_only=True, polyphase=True)),
     "ensemble-1":       ("ensemble.py: 1 member, one vmapped step (for GPUs)", dict(default=True, ensemble=1)),
     "ensemble-5":       ("ensemble.py: 5 members as one step, aggregate", dict(default=True, ensemble=5)),
     "ensemble-15":      ("ensemble.py: 15 members as one step, aggregate", dict(default=True, ensemble=15)),
@@ -97,7 +99,10 @@ def run_variant(name, device, steps, batch_size=128):
     if s.get("plain"):
         # plain-best: the same plain model with the switches anyone would turn on, set up by hand
         best = bool(s.get("best"))
-        model = PlainCapsNet().to(device, memory_format=torch.channels_last if best else torch.contiguous_format)
+        model = PlainCapsNet().to(device)
+        if best:          # its convolutions in channels-last (its 5-D W has no such layout)
+            for conv in (model.conv1, model.primary):
+                conv.to(memory_format=torch.channels_last)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=best and device.type in ("cpu", "cuda"))
         precision = precision if best else "fp32"
         if best:
@@ -120,6 +125,8 @@ def run_variant(name, device, steps, batch_size=128):
         run = infer if s.get("inference") else step
     elif s.get("conv_only"):
         primary_caps = runtime.model(CapsNet()).primary_caps
+        if s.get("polyphase"):
+            primary_caps.conv.polyphase = True
         # native: nn.Conv2d's own forward and backward, bypassing the library's CPU polyphase path
         conv = (lambda x: torch.nn.Conv2d.forward(primary_caps.conv, x)) if s.get("native") else primary_caps.conv
         x = runtime.images(torch.randn(batch, 256, 20, 20)).requires_grad_(True)
@@ -284,7 +291,7 @@ def main():
     if not args.with_compile:
         print(f"{'default-compile':<19} not run: add --with-compile (compiling takes tens of seconds)")
     print()
-    for name in ("conv-bound", "conv-bound-native"):
+    for name in ("conv-bound", "conv-bound-native", "conv-bound-polyphase"):
         if name not in rows:
             continue
         print(f"default step reaches {100 * speed('default') / speed(name):.0f}% of {name} "

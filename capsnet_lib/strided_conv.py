@@ -12,9 +12,13 @@ Those are forward convolutions, which oneDNN runs fast: measured 165 ms -> 82 ms
 128 in bf16 on a 2-core AMX machine. The weight gradient keeps PyTorch's own kernel (the same
 trick gave it nothing).
 """
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from .device import cpu_info
 
 
 def polyphase_grad_input(grad_out, weight, stride, input_shape):
@@ -58,18 +62,31 @@ def strided_conv2d(x, weight, bias, stride):
     return _StridedConv2d.apply(x, weight, bias, stride)
 
 
+@functools.lru_cache(maxsize=None)
+def polyphase_pays_off():
+    """Where the polyphase input gradient measured faster than oneDNN's own: CPUs with AMX (the
+    backward-data pass 165 -> 82 ms per batch of 128 in bf16). On 2-core AMD EPYCs with AVX512-BF16
+    and no AMX it measured a wash (PrimaryCaps conv fwd+bwd 465 vs 484 images/s, then 205 vs 198;
+    benchmarks/results/), so PyTorch's own kernel stays there."""
+    return "amx_bf16" in cpu_info("flags").split()
+
+
 class PolyphaseConv2d(nn.Conv2d):
-    """nn.Conv2d that takes the polyphase input gradient where it is valid and faster: on the CPU,
-    for a zero-padded, unpadded convolution with equal strides > 1, no dilation and one group.
-    Elsewhere (GPUs, other settings) it is nn.Conv2d itself. The choice sits inside forward, so
-    hooks, pruning and tracing see the same module, and the parameters and state_dict keys are
-    nn.Conv2d's. Setting `polyphase = False` on a module turns the path off (ensemble.py does:
-    its autograd Function has no vmap rule)."""
-    polyphase = True
+    """nn.Conv2d that takes the polyphase input gradient where it is valid and faster: valid on the
+    CPU for an unpadded convolution with equal strides > 1, no dilation and one group; faster where
+    polyphase_pays_off() (CPUs with AMX). Elsewhere it is nn.Conv2d itself. The choice sits inside
+    forward, so hooks, pruning and tracing see the same module, and the parameters and state_dict
+    keys are nn.Conv2d's. `polyphase` on a module forces the choice: True takes the path wherever
+    it is valid, False never (ensemble.py: its autograd Function has no vmap rule)."""
+    polyphase = None            # None: where it pays off
+
+    def polyphase_valid(self, x):
+        return (x.device.type == "cpu" and self.padding == (0, 0) and self.padding_mode == "zeros"
+                and self.stride[0] == self.stride[1] > 1 and self.dilation == (1, 1) and self.groups == 1)
 
     def uses_polyphase(self, x):
-        return (self.polyphase and x.device.type == "cpu" and self.padding == (0, 0) and self.padding_mode == "zeros"
-                and self.stride[0] == self.stride[1] > 1 and self.dilation == (1, 1) and self.groups == 1)
+        wanted = polyphase_pays_off() if self.polyphase is None else self.polyphase
+        return wanted and self.polyphase_valid(x)
 
     def forward(self, x):
         if self.uses_polyphase(x):

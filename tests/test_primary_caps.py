@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from capsnet_lib import PrimaryCaps, squash
@@ -50,6 +51,7 @@ def test_the_common_reshape_bug_mixes_positions(seeded):
 
 def test_a_forward_hook_on_the_primary_conv_fires_on_cpu_and_can_replace_its_output(seeded):
     primary = PrimaryCaps()
+    primary.conv.polyphase = True          # whatever this CPU's rule says
     x = torch.randn(2, 256, 20, 20)
     assert primary.conv.uses_polyphase(x), "the CPU fast path is not the one under test"
     calls = []
@@ -63,10 +65,11 @@ def test_a_forward_hook_on_the_primary_conv_fires_on_cpu_and_can_replace_its_out
 def test_the_polyphase_path_is_taken_only_where_it_is_valid(seeded):
     from capsnet_lib.strided_conv import PolyphaseConv2d
     x = torch.randn(1, 4, 12, 12)
-    assert PolyphaseConv2d(4, 4, 3, stride=2).uses_polyphase(x)
+    assert PolyphaseConv2d(4, 4, 3, stride=2).polyphase_valid(x)
     for settings in (dict(stride=1), dict(stride=2, padding=1), dict(stride=2, dilation=2), dict(stride=2, groups=2),
                      dict(stride=(2, 1))):
         conv = PolyphaseConv2d(4, 4, 3, **settings)
+        conv.polyphase = True
         assert not conv.uses_polyphase(x), f"polyphase taken for {settings}"
         reference = torch.nn.functional.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation,
                                                conv.groups)
@@ -76,3 +79,19 @@ def test_the_polyphase_path_is_taken_only_where_it_is_valid(seeded):
 def test_the_shipped_checkpoint_still_loads_into_the_primary_conv():
     from capsnet_lib import load_pretrained
     assert load_pretrained().primary_caps.conv.weight.shape == (256, 256, 9, 9)
+
+
+@pytest.mark.parametrize("flags, taken", [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True),
+                                          ("fpu avx512f avx512_bf16", False)])
+def test_the_polyphase_path_is_chosen_where_it_measured_faster(monkeypatch, flags, taken):
+    from capsnet_lib import strided_conv
+    monkeypatch.setattr(strided_conv, "cpu_info", lambda field: flags)
+    strided_conv.polyphase_pays_off.cache_clear()
+    try:
+        conv = strided_conv.PolyphaseConv2d(4, 4, 3, stride=2)
+        x = torch.randn(1, 4, 12, 12)
+        assert conv.uses_polyphase(x) is taken
+        conv.polyphase = False
+        assert not conv.uses_polyphase(x)
+    finally:
+        strided_conv.polyphase_pays_off.cache_clear()
