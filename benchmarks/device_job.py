@@ -79,7 +79,7 @@ def estimated_plan(budget, epochs):
     lines = [f"plan for a {budget:g} s budget, at most {epochs} epochs per run (estimates from H200 figures: "
              f"ensembles {H200_IMAGES_PER_SECOND['capsnet_ensemble']:,} images/s, the baseline CNN "
              f"{H200_IMAGES_PER_SECOND['baseline_cnn']:,.0f}; the real epochs come from measured steps):",
-             "  a. benchmark rows: about 60 s",
+             "  a. benchmark rows: about 60 s (120 s at most)",
              f"  b. Table 1, 5 rows x {SEEDS} seeds: {part_b:.0f} s at {epochs} epochs "
              f"(budget {SHARES['b']:.0%} of what is left)",
              f"  c. routing comparison, 2 more rows x {SEEDS} seeds: {part_c:.0f} s at {epochs} epochs "
@@ -183,7 +183,7 @@ def main(argv=None):
 
     bench = ["benchmarks/train_step.py", "--rows"] + BENCHMARK_ROWS + (
         ["--batch-size", "4", "--steps", "1"] if args.rehearsal else ["--steps", "20"])
-    _, output = job.run("a", bench, min(90, job.left() - RESERVE))
+    _, output = job.run("a", bench, min(120, job.left() - RESERVE))
     (job.out / "benchmark.txt").write_text(output)
 
     epochs_cap = ["--epochs", str(args.epochs)]
