@@ -174,6 +174,15 @@ def main(argv=None):
     if not (math.isfinite(args.budget) and args.budget > RESERVE + 10) or args.epochs < 1:
         raise SystemExit(f"error: --budget must be more than {RESERVE + 10} s and --epochs >= 1")
     job = Job(args)
+    try:
+        run_parts(job, args)
+    finally:                    # the runs' checkpoints are GBs; what matters is already in OUT
+        shutil.rmtree(job.work, ignore_errors=True)
+    return 0
+
+
+def run_parts(job, args):
+    """Parts a-d in priority order, each packed into OUT as soon as it ends."""
     job.out.mkdir(parents=True, exist_ok=True)
     plan = estimated_plan(args.budget, args.epochs)
     (job.out / "plan.txt").write_text(plan + "\n")
@@ -215,7 +224,6 @@ def main(argv=None):
     else:
         job.log(f"--- part d: skipped, {budget:.0f} s left is too little for another run")
     job.log(f"all parts ended in {time.time() - job.started:.0f} s of the {args.budget:g} s budget")
-    return 0
 
 
 def seconds_per_run(table_folder, epochs):

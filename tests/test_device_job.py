@@ -1,6 +1,7 @@
 """benchmarks/device_job.py rehearsed on the CPU with a tiny budget, so the one GPU call cannot rot."""
 import csv
 import io
+import re
 import subprocess
 import sys
 import tarfile
@@ -27,6 +28,8 @@ def test_the_device_job_runs_every_part_and_returns_at_most_eight_small_files(tm
     log = (out / "log.txt").read_text()
     for part in "abcd":
         assert f"--- part {part}: done" in log, f"part {part} did not finish:\n{log[-3000:]}"
+    work = re.search(r"--out (\S+)/tables/table1", log).group(1)
+    assert not Path(work).exists(), f"the job left its working folder {work} (GBs of checkpoints) behind"
     files = list(out.iterdir())
     assert len(files) <= 8 and all(f.stat().st_size < 16 * 2**20 for f in files), [(f.name, f.stat().st_size) for f in files]
     plan = (out / "plan.txt").read_text()
