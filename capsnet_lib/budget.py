@@ -16,13 +16,13 @@ import torch
 
 from . import run_folder
 from .data import VALIDATION_SIZE
-from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step
+from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step, step_key
 from .model import predicted_classes
 from .runtime import setup_runtime
 from .files import atomic_write_text
 from .train import make_model, make_optimizer, train_step
 
-TRAIN_SIZE = 55_000
+TRAIN_SIZE = 60_000 - VALIDATION_SIZE       # MNIST's training images less the validation split
 
 
 def _timed(step, device, steps):
@@ -64,31 +64,52 @@ def epoch_seconds(configs, steps=3):
     return seconds + val_batches * _timed(validate, device, 1)
 
 
-def epochs_that_fit(seconds_per_epoch, budget, max_epochs):
-    """The most epochs, at most max_epochs, whose estimated time fits in `budget` seconds."""
+def check_time_budget(budget):
+    """Refuse a budget that is not a positive number of seconds, before anything is measured."""
     if not (math.isfinite(budget) and budget > 0):
         raise ValueError(f"--time-budget must be a number of seconds > 0, got {budget}")
+
+
+def epochs_that_fit(seconds_per_epoch, budget, max_epochs):
+    """The most epochs, at most max_epochs, whose estimated time fits in `budget` seconds."""
     fit = int(budget // seconds_per_epoch)
     if fit < 1:
-        raise ValueError(f"--time-budget {budget:g} s is shorter than one epoch ({seconds_per_epoch:.1f} s "
+        raise ValueError(f"--time-budget: {budget:.0f} s left is shorter than one epoch ({seconds_per_epoch:.1f} s "
                          "measured); give more time, or fewer images with --train-limit")
     return min(fit, max_epochs)
 
 
+def plan_epochs(jobs, budget, max_epochs, out, log):
+    """Measure each job (a list of configs trained together; jobs of the same step shape once), fix
+    the epochs that fit in `budget` seconds, write the plan to OUT/plan.json and log it.
+    Returns (epochs, the deadline as a time.time())."""
+    started, by_shape, measured = time.time(), {}, []
+    for job in jobs:
+        shape = (step_key(job[0]), tuple(c.reconstruction for c in job))
+        if shape not in by_shape:
+            by_shape[shape] = epoch_seconds(job)
+        measured.append((job, by_shape[shape]))
+    per_epoch, spent = sum(seconds for _, seconds in measured), time.time() - started
+    if spent >= budget:
+        raise ValueError(f"measuring the jobs took {spent:.0f} s, all of --time-budget {budget:g} s; give more time")
+    epochs = epochs_that_fit(per_epoch, budget - spent, max_epochs)
+    record = {"time_budget_seconds": budget, "epochs": epochs, "estimated_seconds": round(epochs * per_epoch, 1),
+              "jobs": [{"runs": [str(c.out) for c in job], "seconds_per_epoch_measured": round(seconds, 3)}
+                       for job, seconds in measured], "reproduce_with": f"--epochs {epochs}"}
+    atomic_write_text(Path(out) / "plan.json", json.dumps(record, indent=1))
+    log(f"time budget {budget:g} s: {len(measured)} job(s), {per_epoch:.1f} s per epoch measured, so {epochs} "
+        f"epochs (--epochs {epochs} reproduces them without a budget)")
+    return epochs, started + budget
+
+
 def plan_run(config, budget):
-    """A lone run's config with the epochs that fit in `budget` seconds and its deadline; the plan
-    is printed and written to OUT/plan.json."""
-    started = time.time()
+    """A lone run's config with the epochs that fit in `budget` seconds and its deadline (plan_epochs)."""
+    check_time_budget(budget)
     config.check()
     if config.resume:
         raise ValueError("--time-budget plans a new run; continue one with --resume --epochs N")
     run_folder.make_writable(config.out)
     run_folder.claim(config.out, False, config.overwrite)       # refuse an occupied folder before measuring
-    seconds = epoch_seconds([config])
-    epochs = epochs_that_fit(seconds, budget - (time.time() - started), config.epochs)
-    plan = {"time_budget_seconds": budget, "seconds_per_epoch_measured": round(seconds, 3), "epochs": epochs,
-            "estimated_seconds": round(epochs * seconds, 1), "reproduce_with": f"--epochs {epochs}"}
-    atomic_write_text(Path(config.out) / "plan.json", json.dumps(plan, indent=1))
-    print(f"time budget {budget:g} s: {seconds:.1f} s per epoch measured, so {epochs} epochs "
-          f"(--epochs {epochs} reproduces this run without a budget)", file=sys.stderr)
-    return replace(config, epochs=epochs, deadline=started + budget)
+    epochs, deadline = plan_epochs([[config]], budget, config.epochs, config.out,
+                                   log=lambda line: print(line, file=sys.stderr))
+    return replace(config, epochs=epochs, deadline=deadline)

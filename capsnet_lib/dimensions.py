@@ -39,14 +39,15 @@ def dimension_effects(model, digit_caps, classes, step=0.25):
     require_decoder(model)
     check_digit_caps(digit_caps)
     check_labels(classes, digit_caps.shape[0])
+    classes = classes.long()
     n, dims = digit_caps.shape[0], DIGIT_CAPS_DIM
     offsets = torch.zeros(2, dims, *digit_caps.shape[1:])             # (2, 16, 10, 16)
     for d in range(dims):
         offsets[0, d, :, d], offsets[1, d, :, d] = -step, step
-    onehot = torch.nn.functional.one_hot(classes.long(), digit_caps.shape[1]).to(digit_caps.dtype)   # (N, 10)
+    onehot = torch.nn.functional.one_hot(classes, digit_caps.shape[1]).to(digit_caps.dtype)   # (N, 10)
     # only the chosen capsule of each digit moves: offsets masked by its class
     tweaked = digit_caps[:, None, None] + offsets[None] * onehot[:, None, None, :, None]   # (N, 2, 16, 10, 16)
-    labels = classes.long().repeat_interleave(2 * dims)
+    labels = classes.repeat_interleave(2 * dims)
     decoded = model.decode(tweaked.flatten(0, 2), labels)             # (N*2*16, 1, 28, 28)
     stats = image_statistics(decoded).view(n, 2, dims, len(STATISTICS))
     return stats[:, 1] - stats[:, 0]

@@ -33,14 +33,13 @@ from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
 from . import distributed, run_folder
-from .checkpoint import load_checkpoint
 from .files import remove_stale_temp_files
 from .losses import capsnet_loss
 from .model import check_images, check_labels
 from .runtime import setup_runtime
 from .tasks import TASKS
-from .train import (RESUME_STATE, TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite,
-                    epoch_generator, make_model, make_optimizer, make_schedule, past_deadline)
+from .train import (TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
+                    load_resumable, make_model, make_optimizer, make_schedule, past_deadline)
 
 MEMBER_FIELDS = ("seed", "out", "reconstruction", "reconstruction_weight")   # what may differ between members
 SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in MEMBER_FIELDS)
@@ -165,9 +164,9 @@ def _train_epoch(ensemble, train_x, train_y, runtime, show_progress):
     return loss_sum
 
 
-def member_optimizer_state(ensemble, k):
-    """Member k's Adam state as a lone run's optimizer.state_dict() (its own parameters only)."""
-    stacked = ensemble.optimizer.state_dict()
+def member_optimizer_state(ensemble, k, stacked):
+    """Member k's Adam state as a lone run's optimizer.state_dict() (its own parameters only), cut
+    from `stacked`, the ensemble's optimizer.state_dict()."""
     index = {name: i for i, name in enumerate(ensemble.params)}
     names = [name for name, _ in ensemble.members[k].named_parameters()]
     state = {j: {key: value if key == "step" else value[k] for key, value in stacked["state"][index[name]].items()}
@@ -177,13 +176,13 @@ def member_optimizer_state(ensemble, k):
 
 def _save_members(ensemble, rows, runtime):
     """Each member's folder as a lone run's after this epoch (best.pt if it improved, last.pt, metrics.csv)."""
-    schedule_state = ensemble.schedule.state_dict()
+    schedule_state, optimizer_state = ensemble.schedule.state_dict(), ensemble.optimizer.state_dict()
     for k, (config, member, row) in enumerate(zip(ensemble.configs, ensemble.members, rows)):
         with torch.no_grad():
             for name, weight in member.named_parameters():
                 weight.copy_(ensemble.params[name][k])
         ensemble.histories[k].append(row)
-        _save(Path(config.out), member, member_optimizer_state(ensemble, k), schedule_state, ensemble.histories[k],
+        _save(Path(config.out), member, member_optimizer_state(ensemble, k, optimizer_state), schedule_state, ensemble.histories[k],
               ensemble.best[k], ensemble.step, runtime.precision, runtime.device, config, None,
               ensemble_size=ensemble.size)
         ensemble.best[k] = max(ensemble.best[k], row["val_accuracy"])
@@ -193,15 +192,10 @@ def resume_ensemble(ensemble, runtime):
     """Load every member's last.pt into the stacked state; all must stand at the same epoch."""
     states = []
     for config, member in zip(ensemble.configs, ensemble.members):
-        path = Path(config.out) / "last.pt"
-        state = load_checkpoint(path, model=member, map_location=runtime.device).extra
-        missing = sorted(set(RESUME_STATE) - set(state))
-        if missing:
-            raise ValueError(f"{path} cannot be resumed: it lacks {', '.join(missing)}")
-        run_folder.check_resumable(state["train_config"], config)
-        if state["precision"] != runtime.precision or state.get("epoch_progress"):
-            raise ValueError(f"{path} was trained in {state['precision']} or stopped inside an epoch; "
-                             f"resume it alone: python -m capsnet_lib.train --resume --out {config.out}")
+        state = load_resumable(Path(config.out), member, config, runtime.precision, runtime.device)
+        if state.get("epoch_progress"):
+            raise ValueError(f"{Path(config.out) / 'last.pt'} was stopped inside an epoch; resume it alone: "
+                             f"python -m capsnet_lib.train --resume --out {config.out}")
         states.append(state)
     points = {(s["epoch"], s["step"]) for s in states}
     if len(points) > 1:
@@ -221,12 +215,11 @@ def resume_ensemble(ensemble, runtime):
 def _stack_optimizer_states(ensemble, member_states):
     """The stacked Adam state from K lone ones. A member without a decoder has none for it: zeros,
     which is what Adam keeps for weights whose gradient has always been 0."""
+    member_names = [[n for n, _ in member.named_parameters()] for member in ensemble.members]
     stacked_state = {}
     for i, (name, stacked) in enumerate(ensemble.params.items()):
-        per_member = []
-        for member, saved in zip(ensemble.members, member_states):
-            names = [n for n, _ in member.named_parameters()]
-            per_member.append(saved["state"].get(names.index(name)) if name in names else None)
+        per_member = [saved["state"].get(names.index(name)) if name in names else None
+                      for names, saved in zip(member_names, member_states)]
         present = [s for s in per_member if s is not None]
         if not present:
             continue

@@ -65,9 +65,10 @@ def strided_conv2d(x, weight, bias, stride):
 @functools.lru_cache(maxsize=None)
 def polyphase_pays_off():
     """Where the polyphase input gradient measured faster than oneDNN's own: CPUs with AMX (the
-    backward-data pass 165 -> 82 ms per batch of 128 in bf16). On 2-core AMD EPYCs with AVX512-BF16
-    and no AMX it measured a wash (PrimaryCaps conv fwd+bwd 465 vs 484 images/s, then 205 vs 198;
-    benchmarks/results/), so PyTorch's own kernel stays there."""
+    backward-data pass 165 -> 82 ms per batch of 128 in bf16). On a 2-core AMD EPYC with AVX512-BF16
+    and no AMX the whole training step ran at 0.98x and 0.97x of PyTorch's own kernel in interleaved
+    A/B runs (the convolution alone: 0.96x, 1.03x, 1.04x; benchmarks/results/), so PyTorch's own
+    kernel stays there."""
     return "amx_bf16" in cpu_info("flags").split()
 
 

@@ -20,15 +20,14 @@ OUT/summary.csv (one line per row, beside the paper's numbers).
 import csv
 import io
 import json
-import math
 import os
 import statistics
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
+from .budget import check_time_budget, plan_epochs
 from .checkpoint import load_checkpoint, tensor_checksum
 from .data import load_mnist
 from .ensemble import step_key, train_ensemble
@@ -200,8 +199,8 @@ def check_args(args):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.time_budget is not None and not (math.isfinite(args.time_budget) and args.time_budget > 0):
-        raise ValueError(f"--time-budget must be a number of seconds > 0, got {args.time_budget}")
+    if args.time_budget is not None:
+        check_time_budget(args.time_budget)
     if args.test_limit is not None and args.test_limit > TEST_SIZE:
         raise ValueError(f"--test-limit must be at most the {TEST_SIZE} test images, got {args.test_limit}")
     unknown = sorted(set(args.rows or []) - set(TABLES[args.table]))
@@ -222,36 +221,12 @@ def jobs(configs, ensemble):
     return list(groups.values())
 
 
-def plan(todo, args, log):
-    """The epochs that fit in --time-budget for these jobs (see budget.py), written to OUT/plan.json."""
-    from .budget import epoch_seconds, epochs_that_fit
-
-    started, seconds = time.time(), {}
-    for job in jobs(todo, args.ensemble):        # lone runs that differ only in seed take the same time
-        key = (step_key(job[0]), len(job))
-        if key not in seconds:
-            seconds[key] = epoch_seconds(job)
-    measured = [(job, seconds[step_key(job[0]), len(job)]) for job in jobs(todo, args.ensemble)]
-    per_epoch, spent = sum(seconds for _, seconds in measured), time.time() - started
-    if spent >= args.time_budget:
-        raise ValueError(f"measuring the jobs took {spent:.0f} s, all of --time-budget {args.time_budget:g} s; "
-                         "give more time")
-    epochs = epochs_that_fit(per_epoch, args.time_budget - spent, args.epochs)
-    record = {"time_budget_seconds": args.time_budget, "epochs": epochs, "estimated_seconds": round(epochs * per_epoch, 1),
-              "jobs": [{"runs": [str(c.out) for c in job], "seconds_per_epoch_measured": round(seconds, 3)}
-                       for job, seconds in measured], "reproduce_with": f"--epochs {epochs}"}
-    atomic_write_text(Path(args.out) / "plan.json", json.dumps(record, indent=1))
-    log(f"time budget {args.time_budget:g} s: {len(measured)} jobs, {per_epoch:.1f} s per epoch measured, so "
-        f"{epochs} epochs (--epochs {epochs} reproduces them)")
-    return epochs, started + args.time_budget
-
-
 def train_all(configs, args, log):
     """Train the unfinished runs (resuming those begun), as --ensemble and --time-budget say.
     Returns the configs as trained (with the planned epochs)."""
     todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     if todo and args.time_budget is not None:
-        epochs, deadline = plan(todo, args, log)
+        epochs, deadline = plan_epochs(jobs(todo, args.ensemble), args.time_budget, args.epochs, args.out, log)
         configs = {key: replace(c, epochs=epochs, deadline=deadline) for key, c in configs.items()}
         todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     for config in configs.values():

@@ -237,9 +237,9 @@ def _validate(task, model, images, targets, precision):
     return {"val_accuracy": round(right, 6), "val_seconds": round(_synchronized_clock(images.device) - started, 3)}
 
 
-def _resume(out, model, optimizer, schedule, config, precision, device):
-    """Load OUT/last.pt into the model, optimizer and schedule, refusing what cannot be resumed.
-    Returns (history, step, epoch to start, best validation accuracy, progress in that epoch)."""
+def load_resumable(out, model, config, precision, device):
+    """OUT/last.pt loaded into `model`; returns its training state, refusing a file that lacks one,
+    other settings than `config`'s, or another precision."""
     state = load_checkpoint(out / "last.pt", model=model, map_location=device).extra
     missing = sorted(set(RESUME_STATE) - set(state))
     if missing:
@@ -249,6 +249,13 @@ def _resume(out, model, optimizer, schedule, config, precision, device):
     if state["precision"] != precision:
         raise ValueError(f"cannot resume a run trained in {state['precision']} in {precision}; "
                          f"pass --precision {state['precision']}")
+    return state
+
+
+def _resume(out, model, optimizer, schedule, config, precision, device):
+    """Load OUT/last.pt into the model, optimizer and schedule, refusing what cannot be resumed.
+    Returns (history, step, epoch to start, best validation accuracy, progress in that epoch)."""
+    state = load_resumable(out, model, config, precision, device)
     optimizer.load_state_dict(state["optimizer"])
     schedule.load_state_dict(state["schedule"])
     progress = state.get("epoch_progress")

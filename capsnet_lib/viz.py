@@ -18,7 +18,10 @@ def perturb(model, digit_caps, label, steps=PERTURBATION_STEPS):
     digit_caps: (10, 16) of one image. Returns images (16, len(steps), 28, 28) (S x S in general).
     """
     require_decoder(model)
-    check_digit_caps(digit_caps[None] if isinstance(digit_caps, torch.Tensor) and digit_caps.dim() == 2 else digit_caps)
+    if not isinstance(digit_caps, torch.Tensor) or digit_caps.dim() != 2:
+        raise ValueError(f"digit_caps must be the (10, 16) capsules of one image, "
+                         f"got {getattr(digit_caps, 'shape', digit_caps)!r}")
+    check_digit_caps(digit_caps[None])
     if isinstance(label, bool) or int(label) != label or not 0 <= int(label) < NUM_CLASSES:
         raise ValueError(f"label must be a class in 0..{NUM_CLASSES - 1}, got {label!r}")
     dims, n = digit_caps.shape[1], len(steps)

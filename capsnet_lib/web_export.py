@@ -23,6 +23,7 @@ from .checkpoint import load_checkpoint, load_pretrained
 from .data import DATA_ENV_VAR, load_mnist, to_float
 from .files import atomic_write
 from .model import require_decoder
+from .run_folder import make_writable
 
 ACTIVATIONS = {torch.nn.ReLU: "relu", torch.nn.Sigmoid: "sigmoid"}
 
@@ -67,11 +68,10 @@ def export(model, images, labels, out):
         raise ValueError(f"the page draws 28x28 MNIST digits; this CapsNet takes "
                          f"{model.config.image_size}x{model.config.image_size} images")
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} is a file, not a folder")
     weights, manifest = export_decoder(model)
     contents = {"decoder.bin": weights, "decoder.json": (json.dumps(manifest, indent=1) + "\n").encode(),
                 "digits.json": (json.dumps(export_digits(model, images, labels)) + "\n").encode()}
+    make_writable(out)
     staged = {name: out / f".{name}.staged" for name in contents}
     try:                                         # write all three beside their targets, then rename them
         for name, content in contents.items():

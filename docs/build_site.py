@@ -122,31 +122,25 @@ def place_widget_fonts(site):
             shutil.copy(font, site / "notebooks" / folder / font.name)
 
 
-class _Links(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.targets = []
-
-    def handle_starttag(self, tag, attrs):
-        for name, value in attrs:
-            if name in ("href", "src") and value:
-                self.targets.append(value)
-
-
-class _Assets(HTMLParser):
-    """The resources a page loads by itself: scripts, stylesheets, images, fonts (not links to follow)."""
+class _Tags(HTMLParser):
+    """Every start tag of a page, as (tag, {attribute: value})."""
 
     def __init__(self):
         super().__init__()
-        self.targets = []
+        self.tags = []
 
     def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag in ("script", "img", "iframe", "source", "audio", "video") and attrs.get("src"):
-            self.targets.append(attrs["src"])
-        if tag == "link" and attrs.get("href") and attrs.get("rel") not in ("canonical", "next", "prev", "index",
-                                                                            "search", "author", "license"):
-            self.targets.append(attrs["href"])
+        self.tags.append((tag, dict(attrs)))
+
+
+def _tags(page):
+    parser = _Tags()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return parser.tags
+
+
+LOADED_BY_SRC = ("script", "img", "iframe", "source", "audio", "video")
+NOT_LOADED_LINKS = ("canonical", "next", "prev", "index", "search", "author", "license")
 
 
 def outside_assets(site):
@@ -154,9 +148,11 @@ def outside_assets(site):
     site: the site must read right with no network."""
     found = []
     for page in sorted(Path(site).rglob("*.html")):
-        parser = _Assets()
-        parser.feed(page.read_text(encoding="utf-8"))
-        found += [(str(page.relative_to(site)), url) for url in parser.targets
+        tags = _tags(page)
+        loaded = [attrs["src"] for tag, attrs in tags if tag in LOADED_BY_SRC and attrs.get("src")] + \
+                 [attrs["href"] for tag, attrs in tags
+                  if tag == "link" and attrs.get("href") and attrs.get("rel") not in NOT_LOADED_LINKS]
+        found += [(str(page.relative_to(site)), url) for url in loaded
                   if urlsplit(url).scheme in ("http", "https") or url.startswith("//")]
     return found
 
@@ -165,9 +161,7 @@ def broken_links(site):
     """[(page, target)] for every relative href or src of the built pages that names no file."""
     site, broken = Path(site), []
     for page in sorted(site.rglob("*.html")):
-        parser = _Links()
-        parser.feed(page.read_text(encoding="utf-8"))
-        for target in parser.targets:
+        for target in [attrs[name] for _, attrs in _tags(page) for name in ("href", "src") if attrs.get(name)]:
             parts = urlsplit(target)
             if parts.scheme or parts.netloc or target.startswith(("#", "mailto:", "data:", "javascript:")):
                 continue
