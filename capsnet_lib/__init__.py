@@ -14,11 +14,12 @@ from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss, margin_loss, reconstruc
 from .model import NUM_CLASSES, BaselineCNN, CapsNet, CapsNetConfig, CapsNetOutput, Decoder
 from .precision import autocast, resolve_precision
 from .runtime import Runtime, setup_runtime, tune_cpu_allocator
+from .schedules import make_schedule
 
 # The command modules (python -m capsnet_lib.train, .evaluate) are imported on first use, not here:
 # a module that the package has already imported when `python -m` runs it triggers a RuntimeWarning.
 _FROM_COMMANDS = {"TrainConfig": "train", "run_training": "train", "train_step": "train", "make_optimizer": "train",
-                  "make_schedule": "train", "predict": "evaluate", "error_report": "evaluate"}
+                  "predict": "evaluate", "error_report": "evaluate"}
 
 
 def __getattr__(name):

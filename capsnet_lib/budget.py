@@ -19,10 +19,9 @@ from .data import VALIDATION_SIZE
 from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step, step_key
 from .model import predicted_classes
 from .runtime import setup_runtime
+from .schedules import steps_per_epoch
 from .files import atomic_write_text
 from .train import make_model, make_optimizer, train_step
-
-TRAIN_SIZE = 60_000 - VALIDATION_SIZE       # MNIST's training images less the validation split
 
 
 def _timed(step, device, steps):
@@ -43,7 +42,7 @@ def epoch_seconds(configs, steps=3):
     config = configs[0]
     runtime = setup_runtime(config.device, config.precision)
     device, batch, k = runtime.device, config.batch_size, len(configs)
-    train_steps = math.ceil(min(config.train_limit or TRAIN_SIZE, TRAIN_SIZE) / batch)
+    train_steps = steps_per_epoch(config)
     val_size = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE, 500)      # one evaluation batch at most
     val_batches = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE) / val_size
     images = torch.rand(k, batch, 1, 28, 28, device=device)

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 DATA_ENV_VAR = "CAPSNET_DATA"
 DEFAULT_DATA_ROOT = "data"
 VALIDATION_SIZE = 5000      # the last 5,000 training images; used for model selection only
+TRAIN_SIZE = 60_000 - VALIDATION_SIZE       # the training images left to train on
 SPLITS = ("train", "val", "test")
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

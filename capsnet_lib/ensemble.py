@@ -39,7 +39,7 @@ from .model import check_images, check_labels
 from .runtime import setup_runtime
 from .tasks import TASKS
 from .train import (TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
-                    load_resumable, make_model, make_optimizer, make_schedule, past_deadline)
+                    load_resumable, make_model, make_optimizer, past_deadline)
 
 MEMBER_FIELDS = ("seed", "out", "reconstruction", "reconstruction_weight")   # what may differ between members
 SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in MEMBER_FIELDS)

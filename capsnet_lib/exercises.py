@@ -70,7 +70,8 @@ def check_decoder_input(decoder_input, model, images, labels):
 def check_lr_at(lr_at, config, steps=(1, 1000, 2000, 3000, 5000)):
     """Notebook 06: lr_at(step) against the real schedule. Steps between multiples of 2,000 tell a
     continuous decay from a staircase one."""
-    from .train import make_optimizer, make_schedule
+    from .schedules import make_schedule
+    from .train import make_optimizer
 
     optimizer = make_optimizer(torch.nn.Linear(1, 1), config)
     schedule = make_schedule(optimizer, config)

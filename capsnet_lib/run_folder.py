@@ -8,6 +8,7 @@
 """
 import math
 import os
+from dataclasses import asdict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,15 +68,16 @@ def claim(out, resume, overwrite):
 
 def check_resumable(saved, config):
     """Refuse a resume whose settings differ from the saved run's where that changes the numbers."""
-    differences = [f"{name} was {saved[name]!r}, now {getattr(config, name)!r}"
-                   for name in saved if name not in RESUMABLE_CHANGES and hasattr(config, name)
-                   and saved[name] != getattr(config, name)]
-    differences += [f"{name} was unset, now {getattr(config, name)!r}" for name in ("train_limit", "val_limit")
-                    if name not in saved and getattr(config, name) is not None]
+    fixed = [name for name in asdict(config) if name not in RESUMABLE_CHANGES]
+    if saved.get("schedule", "exponential") != "exponential":
+        fixed.append("epochs")      # an annealing schedule's length is part of the run
+    defaults = type(config)()       # a setting newer than the checkpoint, or None, is saved as absent
+    differences = [f"{name} was {saved.get(name, getattr(defaults, name))!r}, now {getattr(config, name)!r}"
+                   for name in fixed if saved.get(name, getattr(defaults, name)) != getattr(config, name)]
     if differences:
         raise ValueError("cannot resume with other settings than the saved run's: " + "; ".join(differences)
-                         + ". Resume with the same settings (only --epochs, --max-steps, --device and "
-                         "--no-progress may change), or use --overwrite to start again")
+                         + ". Resume with the same settings (only --epochs (not with an annealing --schedule), --max-steps, "
+                         "--device, --precision and --no-progress may change), or use --overwrite to start again")
 
 
 def _alive(pid):

@@ -29,6 +29,7 @@ from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .runtime import setup_runtime, tune_cpu_allocator
+from .schedules import SCHEDULES, make_schedule
 from .tasks import TASKS
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
@@ -43,8 +44,10 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
-    lr_decay: float = 0.96          # lr = lr * lr_decay ** (step / lr_decay_steps)
+    schedule: str = "exponential"   # the paper's; or "cosine" or "linear" to 0 at the last step (schedules.py)
+    lr_decay: float = 0.96          # exponential: lr = lr * lr_decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 2000
+    warmup_steps: int = 0           # a linear warm-up from ~0 to lr over this many steps
     model: str = "capsnet"          # or "baseline_cnn", the paper's CNN of Sec. 5
     dataset: str = "mnist"          # or "translated40" (Sec. 5.2) or "multimnist" (Sec. 6); see tasks.py
     routing_iterations: int = 3
@@ -71,6 +74,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "lr_decay_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         for name in ("max_steps", "train_limit", "val_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
@@ -98,12 +105,6 @@ def make_optimizer(model, config):
     # The fused Adam kernel updates all parameters in one pass (CPU and CUDA).
     fused = parameters[0].device.type in ("cpu", "cuda")
     return torch.optim.Adam(parameters, lr=config.lr, fused=fused)
-
-
-def make_schedule(optimizer, config):
-    """lr = lr0 * lr_decay ** (step / lr_decay_steps), stepped once per batch."""
-    decay = lambda step: config.lr_decay ** (step / config.lr_decay_steps)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, decay)
 
 
 def train_step(model, optimizer, images, labels, precision, loss_weight=1.0,
@@ -364,8 +365,11 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
     add("epochs", "--epochs", type=int, default=d.epochs)
     add("batch_size", "--batch-size", type=int, default=d.batch_size)
     add("lr", "--lr", type=float, default=d.lr, help="Adam learning rate")
+    add("schedule", "--schedule", default=d.schedule, choices=SCHEDULES,
+        help="exponential (the paper's), or cosine or linear decay to 0 at the last step")
     add("lr_decay", "--lr-decay", type=float, default=d.lr_decay, help="exponential decay factor ...")
     add("lr_decay_steps", "--lr-decay-steps", type=int, default=d.lr_decay_steps, help="... applied every this many steps")
+    add("warmup_steps", "--warmup-steps", type=int, default=d.warmup_steps, help="linear lr warm-up from ~0 over these steps")
     add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
     add("dataset", "--dataset", default=d.dataset, choices=list(TASKS),
         help="mnist (Sec. 5), translated40 (Sec. 5.2) or multimnist (Sec. 6)")

@@ -1,0 +1,75 @@
+"""The learning-rate schedules, checked against PyTorch's own schedulers, and their resume rules."""
+import pytest
+import torch
+
+import capsnet_lib as cl
+from capsnet_lib.schedules import steps_per_epoch
+from capsnet_lib.train import run_training
+from test_train import tiny
+
+
+def lrs(schedule_of, steps):
+    """The lr before each of `steps` optimizer steps, for a schedule built by schedule_of(optimizer)."""
+    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=2e-3)
+    schedule, seen = schedule_of(optimizer), []
+    for _ in range(steps):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    return seen
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("cosine", lambda optimizer, total: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)),
+    ("linear", lambda optimizer, total: torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=total)),
+])
+def test_the_annealing_schedules_match_pytorchs_and_end_at_zero(name, reference):
+    config = cl.TrainConfig(lr=2e-3, schedule=name, epochs=3, batch_size=100, train_limit=1000)   # 30 steps
+    total = 3 * steps_per_epoch(config)
+    ours = lrs(lambda optimizer: cl.make_schedule(optimizer, config), total + 1)
+    theirs = lrs(lambda optimizer: reference(optimizer, total), total + 1)
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    assert ours[total // 2] == pytest.approx(1e-3)     # half way: half the lr
+    assert ours[-1] == 0.0
+
+
+def test_the_warm_up_rises_linearly_then_hands_over_to_the_schedule():
+    config = cl.TrainConfig(lr=2e-3, schedule="cosine", warmup_steps=4, epochs=1, batch_size=100, train_limit=1400)
+    seen = lrs(lambda optimizer: cl.make_schedule(optimizer, config), 15)
+    assert seen[:5] == pytest.approx([2e-3 * k / 5 for k in (1, 2, 3, 4)] + [2e-3])
+    assert seen[5] < seen[4] and seen[14] == 0.0        # 10 cosine steps from the full lr down to 0
+
+
+def test_the_paper_schedule_ignores_the_length_of_the_run():
+    short, long = (cl.TrainConfig(lr=1e-3, epochs=epochs) for epochs in (2, 30))
+    assert lrs(lambda o: cl.make_schedule(o, short), 50) == lrs(lambda o: cl.make_schedule(o, long), 50)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(schedule="onecycle"), "schedule must be one of exponential, cosine, linear"),
+    (dict(warmup_steps=-1), "warmup_steps must be >= 0"),
+])
+def test_unknown_schedules_and_negative_warm_ups_are_refused(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        run_training(tiny(tmp_path, **changes))
+
+
+def test_an_annealing_run_resumes_only_with_its_own_length(tmp_path, mnist_root):
+    """More epochs would stretch the cosine: that is another run, so resume refuses it; the same
+    length resumes to the uninterrupted run's weights."""
+    run_training(tiny(tmp_path / "whole", schedule="cosine", warmup_steps=3))                    # 2 epochs
+    run_training(tiny(tmp_path / "split", schedule="cosine", warmup_steps=3, max_steps=11))
+    with pytest.raises(ValueError, match="epochs was 2, now 3"):
+        run_training(tiny(tmp_path / "split", schedule="cosine", warmup_steps=3, resume=True, epochs=3))
+    run_training(tiny(tmp_path / "split", schedule="cosine", warmup_steps=3, resume=True))
+    whole, split = (cl.load_checkpoint(tmp_path / name / "last.pt") for name in ("whole", "split"))
+    assert [row["lr"] for row in split.extra["history"]] == [row["lr"] for row in whole.extra["history"]]
+    assert whole.extra["history"][-1]["lr"] == 0.0
+    for name, weight in whole.model.state_dict().items():
+        assert torch.equal(weight, split.model.state_dict()[name]), f"{name} differs after the resume"
+
+
+def test_a_run_of_the_paper_schedule_refuses_a_cosine_resume(tmp_path, mnist_root):
+    run_training(tiny(tmp_path, epochs=1))
+    with pytest.raises(ValueError, match="schedule was 'exponential', now 'cosine'"):
+        run_training(tiny(tmp_path, epochs=2, resume=True, schedule="cosine"))
