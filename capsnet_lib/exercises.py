@@ -1,4 +1,10 @@
-"""Checks for the notebooks' exercises: a clear verdict on the reader's answer, never a traceback."""
+"""Checks for the notebooks' exercises: a clear verdict on the reader's answer.
+
+Each exercise cell starts as a stub that returns None; its check then says "not answered yet"
+instead of failing, so "Run all" runs through a notebook. A wrong answer raises NotYet, naming what
+differs and hinting why. One solution per exercise lives in notebooks/solutions/, out of the
+notebook, where no viewer shows it before the reader asks for it.
+"""
 import torch
 
 
@@ -9,12 +15,18 @@ class NotYet(AssertionError):
 def check(what, answer, expected, hint="", atol=1e-5):
     """Compare the reader's `answer` with `expected` (tensors, numbers, or tuples of them).
 
-    Prints a line that says it is right, or raises NotYet saying what is wrong and hinting why.
+    Prints a line that says it is right and returns True, or raises NotYet saying what is wrong and
+    hinting why. An answer of None (a stub not filled in yet) prints "not answered yet" and returns False.
     """
+    if answer is None:
+        print(f"{what}: not answered yet. Fill in the exercise's cell (it returns None so far) and run this "
+              "cell again.")
+        return False
     problem = _difference(answer, expected, atol)
     if problem:
         raise NotYet(f"{what}: not yet. {problem}" + (f" Hint: {hint}" if hint else ""))
     print(f"{what}: correct")
+    return True
 
 
 def _difference(answer, expected, atol):
@@ -41,6 +53,7 @@ def _difference(answer, expected, atol):
 
 
 # The notebooks' exercises, each checked on the cases where the plausible wrong answers differ.
+# Each stops at its first unanswered case: one "not answered yet" line, not one per case.
 
 def check_primary_capsule_count(primary_capsule_count, model, sizes=(28, 29, 36, 40, 41)):
     """Notebook 00: capsules for S x S images, against the model's own convolutions. Odd sizes
@@ -48,8 +61,58 @@ def check_primary_capsule_count(primary_capsule_count, model, sizes=(28, 29, 36,
     for size in sizes:
         with torch.no_grad():
             grid = model.primary_caps.conv(torch.relu(model.conv1(torch.zeros(1, 1, size, size)))).shape[-1]
-        check(f"primary capsules of a {size}x{size} image", primary_capsule_count(size), 32 * grid ** 2,
-              hint="a convolution with kernel k and stride s turns n pixels into (n - k) // s + 1")
+        if not check(f"primary capsules of a {size}x{size} image", primary_capsule_count(size), 32 * grid ** 2,
+                     hint="a convolution with kernel k and stride s turns n pixels into (n - k) // s + 1"):
+            return
+
+
+def check_unsquash(unsquash):
+    """Notebook 01: unsquash(squash(s)) == s for 500 vectors of lengths 0.3 to 8 (a length formula
+    that is right only near length 1, or a lost direction, fails)."""
+    from .capsules import squash
+    generator = torch.Generator().manual_seed(1)
+    s = torch.randn(500, 8, generator=generator) * torch.linspace(0.1, 3, 500)[:, None]
+    check("unsquash(squash(s)) == s", unsquash(squash(s)), s, atol=1e-3,
+          hint="the direction is v / |v|; for the length, solve |v| = n^2 / (1 + n^2) for n")
+
+
+def check_receptive_field(receptive_field, model, positions=((0, 0), (2, 4), (5, 5))):
+    """Notebook 02: (top, bottom, left, right) against autograd, which finds the input pixels whose
+    gradient from the capsules at a grid position is not zero. Positions off the diagonal and away
+    from the corner tell rows from columns and a stride of 2 from 1."""
+    generator = torch.Generator().manual_seed(2)
+    for y, x in positions:
+        probe = torch.rand(1, 1, 28, 28, generator=generator, requires_grad=True)
+        seen = model.primary_caps(torch.relu(model.conv1(probe)))               # (1, 1152, 8), t*36 + y*6 + x
+        seen.view(1, 32, 6, 6, 8)[0, :, y, x].sum().backward()
+        rows, cols = probe.grad[0, 0].abs().sum(1).nonzero(), probe.grad[0, 0].abs().sum(0).nonzero()
+        if not check(f"receptive field of position ({y}, {x})", receptive_field(y, x),
+                     (rows.min().item(), rows.max().item(), cols.min().item(), cols.max().item()),
+                     hint="a stride-2 layer's position p starts at row 2p of the layer below; "
+                          "each 9x9 kernel adds 8 rows"):
+            return
+
+
+def check_agreement(agreement):
+    """Notebook 03: u_hat . v for every child and parent, against an einsum, then the worked number."""
+    generator = torch.Generator().manual_seed(3)
+    u_hat, v = torch.randn(2, 1152, 10, 16, generator=generator), torch.randn(2, 10, 16, generator=generator)
+    if not check("agreement", agreement(u_hat, v), torch.einsum("bijd,bjd->bij", u_hat, v), atol=1e-4,
+                 hint="v has no child axis: unsqueeze it at dim 1 so it broadcasts over the 1,152 children"):
+        return
+    along, parent = torch.zeros(1, 1, 1, 16), torch.zeros(1, 1, 16)
+    along[..., 0], parent[..., 0] = 2.0, 0.9
+    check("the agreement of a length-2 prediction along a parent of length 0.9", agreement(along, parent), 1.8)
+
+
+def check_all_predictions(all_predictions, layer):
+    """Notebook 04: every u_hat_j|i = W_ij u_i (Eq. 2) against the layer's own batched product."""
+    generator = torch.Generator().manual_seed(4)
+    u = torch.randn(2, layer.num_in, layer.in_dim, generator=generator)
+    W = layer.W.detach().view(layer.num_in, layer.num_out, layer.out_dim, layer.in_dim)
+    with torch.no_grad():
+        check("all predictions", all_predictions(W, u), layer.predictions(u), atol=1e-5,
+              hint="the sum runs over the 8 components k of u_i; i, j and d stay")
 
 
 @torch.no_grad()
@@ -61,10 +124,12 @@ def check_decoder_input(decoder_input, model, images, labels):
     predicted = output.lengths.argmax(dim=1)
     not_predicted = (predicted + 1 + torch.arange(len(labels)) % 9) % 10        # never the prediction
     for what, given in (("true labels", labels), ("labels the model did not predict", not_predicted)):
-        yours = model.decoder.net(decoder_input(output.digit_caps, given)).view(-1, *images.shape[1:])
-        check(f"decoder input, {what}", yours, model.decode(output.digit_caps, given), atol=1e-5,
-              hint="keep the capsule each *label* names (not the longest one): one_hot(labels) is (B, 10); "
-                   "give it a trailing axis to multiply the (B, 10, 16) capsules")
+        answer = decoder_input(output.digit_caps, given)
+        yours = None if answer is None else model.decoder.net(answer).view(-1, *images.shape[1:])
+        if not check(f"decoder input, {what}", yours, model.decode(output.digit_caps, given), atol=1e-5,
+                     hint="keep the capsule each *label* names (not the longest one): one_hot(labels) is (B, 10); "
+                          "give it a trailing axis to multiply the (B, 10, 16) capsules"):
+            return
 
 
 def check_lr_at(lr_at, config, steps=(1, 1000, 2000, 3000, 5000)):
@@ -78,6 +143,25 @@ def check_lr_at(lr_at, config, steps=(1, 1000, 2000, 3000, 5000)):
     for step in range(1, max(steps) + 1):
         optimizer.step()
         schedule.step()
-        if step in steps:
-            check(f"lr after {step} steps", lr_at(step), optimizer.param_groups[0]["lr"], atol=1e-7,
-                  hint="the exponent is step / 2000, not a whole number of decays")
+        if step in steps and not check(f"lr after {step} steps", lr_at(step), optimizer.param_groups[0]["lr"],
+                                       atol=1e-7, hint="the exponent is step / 2000, not a whole number of decays"):
+            return
+
+
+@torch.no_grad()
+def check_per_image_error(per_image_error, model, images):
+    """Notebook 07: one summed squared error per image, against the training loss of each image alone
+    (a batch sum or a pixel mean fails)."""
+    from .losses import reconstruction_loss
+    recon = model(images).reconstructions
+    one_by_one = torch.stack([reconstruction_loss(recon[k:k + 1], images[k:k + 1]) for k in range(len(images))])
+    check("per-image reconstruction error", per_image_error(images, recon), one_by_one, atol=1e-4,
+          hint="sum over every pixel of one image, not over the batch; mean would be 784 times too small")
+
+
+def check_centre_x(centre_x, images):
+    """Notebook 08: the intensity-weighted mean column of (N, 28, 28) images, against the statistic
+    the dimension measurement uses (the mean row, or an unnormalised sum, fails)."""
+    from .dimensions import STATISTICS, image_statistics
+    check("centre_x", centre_x(images), image_statistics(images)[:, STATISTICS.index("centre_x")], atol=1e-4,
+          hint="multiply each pixel by its column index (the last axis), sum, divide by the summed intensity")

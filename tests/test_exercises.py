@@ -1,5 +1,8 @@
 """The exercise checker says 'correct' only for a right answer, and says what is wrong otherwise."""
+import json
 import re
+import runpy
+from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +22,6 @@ def test_a_right_answer_is_called_correct(capsys):
     (torch.ones(2) * 1.1, torch.ones(2), "largest difference is 0.1"),
     (torch.tensor([float("nan")]), torch.zeros(1), "nan or inf"),
     (1151, 1152, "expected 1152, got 1151"),
-    (None, 1152, "expected 1152, got None"),
     ([1.0], torch.ones(1), "expected a tensor, got list"),
     ((torch.zeros(1),), (torch.zeros(1), 2.0), "expected 2 values"),
 ])
@@ -29,18 +31,13 @@ def test_a_wrong_answer_says_what_is_wrong_and_gives_the_hint(answer, expected, 
     assert str(error.value).startswith("thing: not yet.") and str(error.value).endswith("Hint: think again")
 
 
-def notebook_solution(name, function):
-    """The `function` defined by notebook `name`'s solution cell (tagged 'solution')."""
-    import json
-    from pathlib import Path
-    cells = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / f"{name}.ipynb").read_text())["cells"]
-    namespace = {"torch": torch}
-    for cell in cells:
-        source = "".join(cell["source"])
-        if "solution" in cell.get("metadata", {}).get("tags", []) and f"def {function}" in source:
-            exec(source, namespace)
-            return namespace[function]
-    raise AssertionError(f"no solution cell defines {function} in {name}")
+SOLUTIONS = Path(__file__).resolve().parents[1] / "notebooks" / "solutions"
+
+
+def solution(name):
+    """The function that notebooks/solutions/NAME.py defines (NAME is NN_function)."""
+    namespace = runpy.run_path(str(SOLUTIONS / f"{name}.py"))
+    return namespace[name.split("_", 1)[1]]
 
 
 @pytest.fixture(scope="module")
@@ -49,33 +46,88 @@ def pretrained():
     return load_pretrained()
 
 
-def test_the_primary_capsule_check_passes_the_solution_and_rejects_plausible_wrong_answers(pretrained, capsys):
-    from capsnet_lib.exercises import check_primary_capsule_count
-    check_primary_capsule_count(notebook_solution("00_introduction", "primary_capsule_count"), pretrained)
-    assert capsys.readouterr().out.count("correct") == 5
-    for wrong in (lambda n: 32 * ((n - 16) // 2) ** 2,                       # right for even sizes only
-                  lambda n: 32 * ((n - 17) / 2 + 1) ** 2):                   # not floored
-        with pytest.raises(NotYet):
-            check_primary_capsule_count(wrong, pretrained)
-
-
-def test_the_decoder_input_check_rejects_masking_by_the_prediction(pretrained, test_digits, capsys):
-    from capsnet_lib.exercises import check_decoder_input
+@pytest.fixture(scope="module")
+def cases(pretrained, test_digits):
+    """Per exercise: (its check, called with an answer) for the solution, the stub and wrong answers."""
+    from capsnet_lib import DigitCaps, TrainConfig
+    import capsnet_lib.exercises as ex
     images, labels = test_digits[0][:64], test_digits[1][:64]
-    check_decoder_input(notebook_solution("05_decoder", "decoder_input"), pretrained, images, labels)
-    assert capsys.readouterr().out.count("correct") == 2
+    torch.manual_seed(0)
+    layer = DigitCaps()
+    recon = pretrained(images[:20]).reconstructions.detach()[:, 0]
+    return {
+        "00_primary_capsule_count": lambda f: ex.check_primary_capsule_count(f, pretrained),
+        "01_unsquash": ex.check_unsquash,
+        "02_receptive_field": lambda f: ex.check_receptive_field(f, pretrained),
+        "03_agreement": ex.check_agreement,
+        "04_all_predictions": lambda f: ex.check_all_predictions(f, layer),
+        "05_decoder_input": lambda f: ex.check_decoder_input(f, pretrained, images, labels),
+        "06_lr_at": lambda f: ex.check_lr_at(f, TrainConfig()),
+        "07_per_image_error": lambda f: ex.check_per_image_error(f, pretrained, images[:16]),
+        "08_centre_x": lambda f: ex.check_centre_x(f, recon),
+    }
 
-    def by_prediction(caps, labels):
-        keep = torch.nn.functional.one_hot((caps ** 2).sum(-1).argmax(1), 10).to(caps.dtype)
-        return (caps * keep.unsqueeze(-1)).flatten(1)
-    with pytest.raises(NotYet, match="labels the model did not predict"):
-        check_decoder_input(by_prediction, pretrained, images, labels)
+
+def _by_prediction(caps, labels):
+    keep = torch.nn.functional.one_hot((caps ** 2).sum(-1).argmax(1), 10).to(caps.dtype)
+    return (caps * keep.unsqueeze(-1)).flatten(1)
 
 
-def test_the_schedule_check_tells_a_staircase_decay_from_the_real_one(capsys):
-    from capsnet_lib import TrainConfig
-    from capsnet_lib.exercises import check_lr_at
-    check_lr_at(notebook_solution("06_training", "lr_at"), TrainConfig())
-    assert capsys.readouterr().out.count("correct") == 5
-    with pytest.raises(NotYet, match="lr after 1000 steps"):
-        check_lr_at(lambda step: 1e-3 * 0.96 ** (step // 2000), TrainConfig())
+# The plausible wrong answers each check must refuse, with the case that tells them apart.
+WRONG = {
+    "00_primary_capsule_count": [(lambda n: 32 * ((n - 16) // 2) ** 2, "29x29"),      # right for even sizes only
+                                 (lambda n: 32 * ((n - 17) / 2 + 1) ** 2, "28x28")],   # not floored
+    "01_unsquash": [(lambda v: v / (1 - v.norm(dim=-1, keepdim=True)), "unsquash"),    # length formula of |v| alone
+                    (lambda v: v.norm(dim=-1, keepdim=True).expand_as(v), "unsquash")],  # direction lost
+    "02_receptive_field": [(lambda y, x: (2 * y, 2 * y + 17, 2 * x, 2 * x + 17), "(0, 0)"),   # one row too many
+                           (lambda y, x: (2 * x, 2 * x + 16, 2 * y, 2 * y + 16), "(2, 4)"),   # rows and columns swapped
+                           (lambda y, x: (y, y + 16, x, x + 16), "(2, 4)")],                   # stride 1
+    "03_agreement": [(lambda u_hat, v: (u_hat * v.unsqueeze(1)).sum(dim=2), "agreement"),       # summed over parents
+                     (lambda u_hat, v: torch.einsum("bijd,bjd->bij", u_hat, v) / 16, "agreement")],  # a mean
+    "04_all_predictions": [(lambda W, u: torch.einsum("ijdk,bk->bijd", W, u.sum(1)), "all predictions")],  # i dropped
+    "05_decoder_input": [(_by_prediction, "labels the model did not predict")],
+    "06_lr_at": [(lambda step: 1e-3 * 0.96 ** (step // 2000), "lr after 1000 steps")],  # a staircase
+    "07_per_image_error": [(lambda x, r: ((r - x) ** 2).flatten(1).mean(dim=1), "per-image"),      # a pixel mean
+                           (lambda x, r: ((r - x) ** 2).sum().expand(len(x)), "per-image")],       # the batch sum
+    "08_centre_x": [(lambda im: (im * torch.arange(28.0)[:, None]).sum((1, 2)) / im.sum((1, 2)), "centre_x"),  # rows
+                    (lambda im: (im * torch.arange(28.0)).sum((1, 2)), "centre_x")],           # not normalised
+}
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_each_solution_passes_its_check(name, cases, capsys):
+    cases[name](solution(name))
+    output = capsys.readouterr().out
+    assert "correct" in output and "not answered" not in output, output
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_each_check_refuses_the_plausible_wrong_answers(name, cases):
+    for wrong, where in WRONG[name]:
+        with pytest.raises(NotYet, match=re.escape(where)):
+            cases[name](wrong)
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_an_unanswered_exercise_says_so_once_without_failing(name, cases, capsys):
+    def stub(*args):
+        """A notebook's exercise cell before the reader fills it in."""
+    cases[name](stub)
+    output = capsys.readouterr().out
+    assert output.count("not answered yet") == 1 and "correct" not in output, output
+
+
+def _cells(notebook):
+    return json.loads(notebook.read_text())["cells"]
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_no_notebook_holds_its_solution_and_each_links_it(name):
+    """The solution is not in the executed path nor readable in any viewer: the stored notebook has
+    only the stub, and its markdown links the solution file."""
+    notebook = next((SOLUTIONS.parent).glob(f"{name[:2]}_*.ipynb"))
+    body = "".join(line for line in open(SOLUTIONS / f"{name}.py") if not line.lstrip().startswith(("\"\"\"", "#")))
+    last_line = [line.strip() for line in body.splitlines() if line.strip()][-1]      # e.g. its return statement
+    text = "".join("".join(cell["source"]) for cell in _cells(notebook))
+    assert last_line not in text, f"{notebook.name} shows its solution's line {last_line!r}"
+    assert f"](solutions/{name}.py)" in text
