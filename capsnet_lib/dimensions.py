@@ -29,25 +29,35 @@ def image_statistics(images):
 
 
 @torch.no_grad()
-def dimension_effects(model, digit_caps, classes, step=0.25):
+def dimension_effects(model, digit_caps, classes, step=0.25, directions=None):
     """How each dimension of each digit's own capsule moves the image statistics.
 
     digit_caps (N, 10, 16) of N images, classes (N,) the capsule to perturb for each (its
-    prediction). Returns (N, 16, 6): statistics of the image decoded with dimension d at +step,
-    minus those at -step, per digit, dimension and statistic.
+    prediction). directions (16, 16), one direction per row, replaces the 16 axes (the identity,
+    the default); random orthonormal rows are the control of notebook 08. Returns (N, 16, 6):
+    statistics of the image decoded with the capsule moved by +step along direction d, minus those
+    at -step, per digit, direction and statistic.
     """
     require_decoder(model)
     check_digit_caps(digit_caps)
     check_labels(classes, digit_caps.shape[0])
     classes = classes.long()
     n, dims = digit_caps.shape[0], DIGIT_CAPS_DIM
-    offsets = torch.zeros(2, dims, *digit_caps.shape[1:])             # (2, 16, 10, 16)
-    for d in range(dims):
-        offsets[0, d, :, d], offsets[1, d, :, d] = -step, step
+    directions = torch.eye(dims) if directions is None else directions.to(digit_caps.dtype)
+    if directions.shape != (dims, dims):
+        raise ValueError(f"directions must be ({dims}, {dims}), one per row, got {tuple(directions.shape)}")
+    offsets = step * torch.stack([-directions, directions])           # (2, 16 directions, 16)
     onehot = torch.nn.functional.one_hot(classes, digit_caps.shape[1]).to(digit_caps.dtype)   # (N, 10)
     # only the chosen capsule of each digit moves: offsets masked by its class
-    tweaked = digit_caps[:, None, None] + offsets[None] * onehot[:, None, None, :, None]   # (N, 2, 16, 10, 16)
+    tweaked = digit_caps[:, None, None] + offsets[None, :, :, None, :] * onehot[:, None, None, :, None]   # (N, 2, 16, 10, 16)
     labels = classes.repeat_interleave(2 * dims)
     decoded = model.decode(tweaked.flatten(0, 2), labels)             # (N*2*16, 1, 28, 28)
     stats = image_statistics(decoded).view(n, 2, dims, len(STATISTICS))
     return stats[:, 1] - stats[:, 0]
+
+
+def random_directions(seed, dims=DIGIT_CAPS_DIM):
+    """(dims, dims) random orthonormal rows: a rotation of the capsule's axes (the control)."""
+    gaussian = torch.randn(dims, dims, generator=torch.Generator().manual_seed(seed))
+    q, r = torch.linalg.qr(gaussian)
+    return q * torch.sign(torch.diagonal(r))                          # uniform (Haar) over rotations

@@ -56,3 +56,26 @@ def test_effects_perturb_only_the_chosen_capsule_and_match_decoding_by_hand(test
     caps[:, other] += 0.25
     with torch.no_grad():
         assert torch.allclose(image_statistics(model.decode(caps, classes[k].repeat(2))), ends, atol=1e-5)
+
+
+def test_a_direction_moves_the_capsule_along_it_and_the_control_is_a_rotation(test_digits):
+    """directions=eye is the axes; a random row u moves the capsule by +-0.25 u, decoded by hand."""
+    from capsnet_lib.dimensions import random_directions
+    model = load_pretrained()
+    with torch.no_grad():
+        out = model(test_digits[0][:2])
+    classes = out.lengths.argmax(dim=1)
+    axes = dimension_effects(model, out.digit_caps, classes)
+    assert torch.equal(dimension_effects(model, out.digit_caps, classes, directions=torch.eye(16)), axes)
+    rotation = random_directions(0)
+    assert torch.allclose(rotation @ rotation.T, torch.eye(16), atol=1e-5)
+    assert not torch.allclose(rotation.abs(), torch.eye(16), atol=0.1)          # not the axes again
+    along = dimension_effects(model, out.digit_caps, classes, directions=rotation)
+    caps = out.digit_caps[1:2].repeat(2, 1, 1)
+    caps[0, classes[1]] -= 0.25 * rotation[7]
+    caps[1, classes[1]] += 0.25 * rotation[7]
+    with torch.no_grad():
+        ends = image_statistics(model.decode(caps, classes[1].repeat(2)))
+    assert torch.allclose(along[1, 7], ends[1] - ends[0], atol=1e-4)
+    with pytest.raises(ValueError, match=r"directions must be \(16, 16\)"):
+        dimension_effects(model, out.digit_caps, classes, directions=torch.eye(8))
