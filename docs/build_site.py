@@ -94,6 +94,7 @@ def stage(source):
     (source / "notebooks").mkdir()
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         shutil.copy(notebook, source / "notebooks" / notebook.name)
+    shutil.copytree(ROOT / "notebooks" / "solutions", source / "notebooks" / "solutions")   # the exercises link them
 
 
 def build(out, source=None):
