@@ -165,3 +165,53 @@ def check_centre_x(centre_x, images):
     from .dimensions import STATISTICS, image_statistics
     check("centre_x", centre_x(images), image_statistics(images)[:, STATISTICS.index("centre_x")], atol=1e-4,
           hint="multiply each pixel by its column index (the last axis), sum, divide by the summed intensity")
+
+
+# The capstone (notebook 09): the reader's own forward pass, piece by piece, against cl.CapsNet.
+
+CAPSTONE_PIECES = ("squash", "primary_capsules", "predictions", "route", "decoder_input", "forward")
+
+
+@torch.no_grad()
+def check_capstone(pieces, model, images):
+    """Notebook 09: `pieces` maps each name in CAPSTONE_PIECES to the reader's function. Each piece
+    is fed the library's own input to it, so a mistake is named where it is made and not where it
+    shows; then the reader's whole forward pass must give the model's lengths and reconstructions.
+    Stops at the first piece not answered (one line) or wrong (NotYet naming the piece)."""
+    from .capsules import dynamic_routing, squash
+    missing = [name for name in CAPSTONE_PIECES if name not in pieces]
+    if missing:
+        raise ValueError(f"pieces lacks {', '.join(missing)}: pass a dict with all of {', '.join(CAPSTONE_PIECES)}")
+    generator = torch.Generator().manual_seed(9)
+    s = torch.randn(64, 16, generator=generator) * torch.linspace(0.05, 4, 64)[:, None]
+    s[0] = 0.0                                                      # a silent capsule: no nan
+    conv_out = model.primary_caps.conv(torch.relu(model.conv1(images)))          # (B, 256, 6, 6)
+    u = model.primary_caps.to_capsules(conv_out)                                # (B, 1152, 8)
+    u_hat = model.digit_caps.predictions(u)                                     # (B, 1152, 10, 16)
+    v, _ = dynamic_routing(u_hat, model.digit_caps.routing_iterations)          # (B, 10, 16)
+    classes = (v.norm(dim=-1).argmax(dim=1) + 3) % 10                           # not the prediction
+    W = model.digit_caps.W.view(model.digit_caps.num_in, model.digit_caps.num_out, model.digit_caps.out_dim,
+                                model.digit_caps.in_dim)                        # (1152, 10, 16, 8): W_ij
+    output = model(images)
+    steps = [
+        ("squash (Eq. 1)", lambda: pieces["squash"](s), lambda: squash(s),
+         "|v| = |s|^2 / (1 + |s|^2) along s / |s|; put a small eps inside the square root so s = 0 gives 0, not nan"),
+        ("primary capsules", lambda: pieces["primary_capsules"](conv_out), lambda: u,
+         "channel t * 8 + k is component k of capsule type t; capsule index t * 36 + y * 6 + x; then squash"),
+        ("predictions (Eq. 2)", lambda: pieces["predictions"](W, u), lambda: u_hat,
+         "u_hat[b, i, j] = W[i, j] @ u[b, i]: one einsum, summing over the 8 components of u_i"),
+        ("routing (Procedure 1)", lambda: pieces["route"](u_hat, model.digit_caps.routing_iterations), lambda: v,
+         "b starts at 0 for every image; c = softmax of b over the parents j (dim 2 of (B, I, J)); "
+         "s_j = sum_i c_ij u_hat_j|i; v = squash(s); b += u_hat . v"),
+        ("decoder input", lambda: pieces["decoder_input"](v, classes), lambda: (v * torch.nn.functional.one_hot(
+            classes, 10).to(v.dtype).unsqueeze(-1)).flatten(1),
+         "keep the capsule each class names, zero the other nine, flatten to (B, 160)"),
+        ("forward: lengths and reconstructions", lambda: pieces["forward"](model, images),
+         lambda: (output.lengths, output.reconstructions),
+         "compose your pieces with the model's weights: conv1, relu, primary_caps.conv, digit_caps.W, "
+         "then decoder.net on the input masked by the *predicted* class"),
+    ]
+    for what, yours, expected, hint in steps:
+        if not check(what, yours(), expected(), hint=hint, atol=1e-4):
+            return
+    print(f"your CapsNet is cl.CapsNet: the same lengths and reconstructions on {len(images)} test digits")

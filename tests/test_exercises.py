@@ -131,3 +131,86 @@ def test_no_notebook_holds_its_solution_and_each_links_it(name):
     text = "".join("".join(cell["source"]) for cell in _cells(notebook))
     assert last_line not in text, f"{notebook.name} shows its solution's line {last_line!r}"
     assert f"](solutions/{name}.py)" in text
+
+
+# --- the capstone (notebook 09): each piece's mistake is named where it is made ------------------
+
+@pytest.fixture(scope="module")
+def capstone(pretrained, test_digits):
+    from capsnet_lib.exercises import check_capstone
+    solved = runpy.run_path(str(SOLUTIONS / "09_capstone.py"))
+    return solved, lambda pieces: check_capstone(pieces, pretrained, test_digits[0][:8])
+
+
+def test_the_capstone_solution_is_cl_capsnet(capstone, capsys):
+    solved, run = capstone
+    run(solved)
+    assert "your CapsNet is cl.CapsNet" in capsys.readouterr().out
+
+
+def _naive_squash(s):
+    norm = s.norm(dim=-1, keepdim=True)                                   # nan at s = 0
+    return norm ** 2 / (1 + norm ** 2) * s / norm
+
+
+def _route_with(softmax_dim=2, shared=False):
+    def route(u_hat, iterations):
+        from capsnet_lib import squash
+        b = torch.zeros(u_hat.shape[1:3] if shared else u_hat.shape[:3])
+        for _ in range(iterations):
+            c = torch.softmax(b, dim=softmax_dim - (1 if shared else 0))
+            v = squash((c.unsqueeze(-1) * u_hat).sum(dim=1))
+            agreement = (u_hat * v.unsqueeze(1)).sum(dim=-1)
+            b = b + (agreement.mean(0) if shared else agreement)
+        return v
+    return route
+
+
+def _component_major(conv_out):                                           # the PrimaryCaps grouping bug
+    from capsnet_lib import squash
+    B, _, H, W = conv_out.shape
+    return squash(conv_out.view(B, 8, 32, H, W).permute(0, 2, 3, 4, 1).reshape(B, -1, 8))
+
+
+@pytest.mark.parametrize("piece, wrong, named", [
+    ("squash", _naive_squash, "squash (Eq. 1)"),
+    ("primary_capsules", _component_major, "primary capsules"),
+    ("predictions", lambda W, u: torch.einsum("ijdk,bik->bijd", W.flip(1), u), "predictions (Eq. 2)"),
+    ("route", _route_with(softmax_dim=1), "routing (Procedure 1)"),       # softmax over the children
+    ("route", _route_with(shared=True), "routing (Procedure 1)"),       # logits shared across the batch
+    ("decoder_input", lambda v, classes: v.flatten(1), "decoder input"),  # nothing masked
+])
+def test_the_capstone_names_the_first_wrong_piece(capstone, piece, wrong, named):
+    solved, run = capstone
+    with pytest.raises(NotYet, match=re.escape(named) + ": not yet"):
+        run({**solved, piece: wrong})
+
+
+def test_a_forward_that_decodes_the_wrong_capsule_is_caught_after_every_piece_passed(capstone, capsys):
+    solved, run = capstone
+
+    def forward(model, images):
+        lengths, _ = solved["forward"](model, images)
+        v = torch.zeros(len(images), 10, 16)
+        return lengths, model.decoder.net(solved["decoder_input"](v, lengths.argmin(dim=1))).view(-1, 1, 28, 28)
+    with pytest.raises(NotYet, match="forward: lengths and reconstructions: not yet"):
+        run({**solved, "forward": forward})
+    assert capsys.readouterr().out.count("correct") == 5
+
+
+def test_an_unanswered_capstone_says_so_once_and_a_missing_piece_is_named(capstone, capsys):
+    from capsnet_lib.exercises import CAPSTONE_PIECES
+    _, run = capstone
+    run({name: (lambda *args: None) for name in CAPSTONE_PIECES})
+    output = capsys.readouterr().out
+    assert output.count("not answered yet") == 1 and output.startswith("squash (Eq. 1): not answered yet")
+    with pytest.raises(ValueError, match="pieces lacks route, forward"):
+        run({name: None for name in CAPSTONE_PIECES if name not in ("route", "forward")})
+
+
+def test_the_capstone_notebook_holds_stubs_only_and_links_its_solution():
+    text = "".join("".join(cell["source"]) for cell in _cells(SOLUTIONS.parent / "09_capstone.ipynb"))
+    for line in open(SOLUTIONS / "09_capstone.py"):
+        if line.strip().startswith("return "):
+            assert line.strip() not in text, f"09_capstone shows its solution's line {line.strip()!r}"
+    assert "](solutions/09_capstone.py)" in text
