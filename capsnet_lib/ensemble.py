@@ -37,6 +37,7 @@ from .files import remove_stale_temp_files
 from .losses import capsnet_loss
 from .model import check_images, check_labels
 from .runtime import setup_runtime
+from .schedules import make_schedule
 from .tasks import TASKS
 from .train import (TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
                     load_resumable, make_model, make_optimizer, past_deadline)

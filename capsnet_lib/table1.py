@@ -226,7 +226,7 @@ def train_all(configs, args, log):
     Returns the configs as trained (with the planned epochs)."""
     todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     if todo and args.time_budget is not None:
-        epochs, deadline = plan_epochs(jobs(todo, args.ensemble), args.time_budget, args.epochs, args.out, log)
+        epochs, deadline = plan_epochs(jobs(todo, args.ensemble), args.time_budget, todo[0].epochs, args.out, log)
         configs = {key: replace(c, epochs=epochs, deadline=deadline) for key, c in configs.items()}
         todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     for config in configs.values():

@@ -28,6 +28,7 @@ from .files import atomic_write_text, remove_stale_temp_files
 from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
+from .recipes import RECIPE_FIELDS, RECIPES, check_recipe, recipe_settings
 from .runtime import setup_runtime, tune_cpu_allocator
 from .schedules import SCHEDULES, make_schedule
 from .tasks import TASKS
@@ -41,6 +42,9 @@ _seed_lock = threading.Lock()
 
 @dataclass
 class TrainConfig:
+    """One training run. The optimisation settings default to the paper's recipe; use
+    TrainConfig.from_recipe("fast", ...) for another (recipes.py)."""
+    recipe: str = "paper"           # the name of the recipe the settings below came from (a label)
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -69,7 +73,13 @@ class TrainConfig:
     overwrite: bool = False         # start again in a folder that holds a run, replacing it
     deadline: float = None          # a time.time(): stop after the epoch in which it passes (--time-budget)
 
+    @classmethod
+    def from_recipe(cls, recipe, **changes):
+        """A config with `recipe`'s optimisation settings, and `changes` on top."""
+        return cls(recipe=recipe, **recipe_settings(recipe, **changes))
+
     def check(self):
+        check_recipe(self.recipe)
         check_routing_iterations(self.routing_iterations)
         for name in ("epochs", "batch_size", "lr_decay_steps"):
             if getattr(self, name) < 1:
@@ -362,14 +372,16 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
     def add(dest, *flags, **options):
         if dest not in exclude:
             p.add_argument(*flags, dest=dest, **options)
-    add("epochs", "--epochs", type=int, default=d.epochs)
-    add("batch_size", "--batch-size", type=int, default=d.batch_size)
-    add("lr", "--lr", type=float, default=d.lr, help="Adam learning rate")
-    add("schedule", "--schedule", default=d.schedule, choices=SCHEDULES,
-        help="exponential (the paper's), or cosine or linear decay to 0 at the last step")
-    add("lr_decay", "--lr-decay", type=float, default=d.lr_decay, help="exponential decay factor ...")
-    add("lr_decay_steps", "--lr-decay-steps", type=int, default=d.lr_decay_steps, help="... applied every this many steps")
-    add("warmup_steps", "--warmup-steps", type=int, default=d.warmup_steps, help="linear lr warm-up from ~0 over these steps")
+    add("recipe", "--recipe", default=d.recipe, choices=list(RECIPES),
+        help="the optimisation settings not given below: paper (the default) or fast (recipes.py)")
+    add("epochs", "--epochs", type=int, default=None, help="default: the recipe's (paper 30, fast 6)")
+    add("batch_size", "--batch-size", type=int, default=None, help="default: the recipe's (128)")
+    add("lr", "--lr", type=float, default=None, help="Adam learning rate (peak); default: the recipe's")
+    add("schedule", "--schedule", default=None, choices=SCHEDULES,
+        help="exponential (the paper's), or cosine or linear decay to 0 at the last step; default: the recipe's")
+    add("lr_decay", "--lr-decay", type=float, default=None, help="exponential decay factor ...")
+    add("lr_decay_steps", "--lr-decay-steps", type=int, default=None, help="... applied every this many steps")
+    add("warmup_steps", "--warmup-steps", type=int, default=None, help="linear lr warm-up from ~0 over these steps")
     add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
     add("dataset", "--dataset", default=d.dataset, choices=list(TASKS),
         help="mnist (Sec. 5), translated40 (Sec. 5.2) or multimnist (Sec. 6)")
@@ -396,9 +408,13 @@ def build_parser(exclude=(), prog="python -m capsnet_lib.train", description=__d
 
 
 def config_from_args(args, **changes):
-    """A TrainConfig from parsed flags; fields without a flag keep their defaults or `changes`."""
+    """A TrainConfig from parsed flags: the recipe's settings where a flag was not given; fields
+    without a flag keep their defaults or `changes`."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
-    return TrainConfig(**{**given, **changes})
+    given = {**given, **changes}
+    recipe = given.pop("recipe", TrainConfig.recipe)
+    settings = recipe_settings(recipe, **{name: given.pop(name, None) for name in RECIPE_FIELDS})
+    return TrainConfig(recipe=recipe, **settings, **given)
 
 
 def main(argv=None):

@@ -73,3 +73,40 @@ def test_a_run_of_the_paper_schedule_refuses_a_cosine_resume(tmp_path, mnist_roo
     run_training(tiny(tmp_path, epochs=1))
     with pytest.raises(ValueError, match="schedule was 'exponential', now 'cosine'"):
         run_training(tiny(tmp_path, epochs=2, resume=True, schedule="cosine"))
+
+
+# --- named recipes ---------------------------------------------------------------------------------
+
+def test_the_paper_recipe_is_the_configs_default():
+    from capsnet_lib.recipes import RECIPES
+    assert cl.TrainConfig.from_recipe("paper") == cl.TrainConfig()
+    assert all(getattr(cl.TrainConfig(), name) == value for name, value in RECIPES["paper"].items())
+
+
+def test_a_recipe_fills_only_the_flags_not_given_and_the_checkpoint_records_it(tmp_path, mnist_root):
+    from capsnet_lib.train import build_parser, config_from_args
+    parser = build_parser()
+    fast = config_from_args(parser.parse_args(["--recipe", "fast"]))
+    assert (fast.recipe, fast.schedule, fast.lr, fast.epochs, fast.warmup_steps) == ("fast", "cosine", 3e-3, 6, 200)
+    changed = config_from_args(parser.parse_args(["--recipe", "fast", "--lr", "2e-3", "--epochs", "2"]))
+    assert (changed.lr, changed.epochs, changed.schedule) == (2e-3, 2, "cosine")
+    assert config_from_args(parser.parse_args([])) == cl.TrainConfig()
+    run_training(cl.TrainConfig.from_recipe("fast", warmup_steps=3, epochs=1, batch_size=32, train_limit=256,
+                                            val_limit=64, out=str(tmp_path), download=False, progress=False,
+                                            device="cpu"))
+    saved = cl.load_checkpoint(tmp_path / "best.pt").extra["train_config"]
+    assert (saved["recipe"], saved["schedule"], saved["lr"]) == ("fast", "cosine", 3e-3)
+
+
+def test_sweep_and_table1_take_the_recipe():
+    from capsnet_lib.sweep import main as sweep_main
+    from capsnet_lib.table1 import build_table1_parser, run_configs
+    configs = run_configs(build_table1_parser().parse_args(["--recipe", "fast", "--seeds", "1"]), ["routing3_recon"])
+    assert [(c.recipe, c.schedule, c.lr) for c in configs.values()] == [("fast", "cosine", 3e-3)]
+    with pytest.raises(SystemExit):
+        sweep_main(["--seeds", "0", "--recipe", "slow"])          # argparse refuses an unknown recipe
+
+
+def test_an_unknown_recipe_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ValueError, match="recipe must be one of paper, fast, got 'slow'"):
+        run_training(tiny(tmp_path, recipe="slow"))
