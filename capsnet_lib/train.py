@@ -30,7 +30,7 @@ from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .recipes import RECIPE_FIELDS, RECIPES, check_recipe, recipe_settings
 from .runtime import setup_runtime, tune_cpu_allocator
-from .schedules import SCHEDULES, make_schedule
+from .schedules import SCHEDULES, make_schedule, steps_per_epoch
 from .tasks import TASKS
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
@@ -88,6 +88,9 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup_steps and self.warmup_steps >= self.epochs * steps_per_epoch(self):
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be shorter than the run "
+                             f"({self.epochs * steps_per_epoch(self)} steps); pass a smaller --warmup-steps")
         for name in ("max_steps", "train_limit", "val_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")

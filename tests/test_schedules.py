@@ -48,6 +48,7 @@ def test_the_paper_schedule_ignores_the_length_of_the_run():
 @pytest.mark.parametrize("changes, message", [
     (dict(schedule="onecycle"), "schedule must be one of exponential, cosine, linear"),
     (dict(warmup_steps=-1), "warmup_steps must be >= 0"),
+    (dict(warmup_steps=16), r"warmup_steps \(16\) must be shorter than the run \(16 steps\)"),
 ])
 def test_unknown_schedules_and_negative_warm_ups_are_refused(tmp_path, changes, message):
     with pytest.raises(ValueError, match=message):

@@ -1,0 +1,114 @@
+"""Time to accuracy: training images and wall seconds until validation accuracy first reaches
+99.0%, 99.3% and 99.5%, for the paper's recipe (the baseline) and the fast one, several seeds.
+
+Train and report (resumable: finished runs are read, not retrained):
+    python benchmarks/time_to_accuracy.py --seeds 0 1 2 --out runs/time_to_accuracy
+Report runs trained elsewhere (a run folder, or a metrics.csv such as the shipped model's):
+    python benchmarks/time_to_accuracy.py --runs paper=capsnet_lib/pretrained/capsnet_mnist_metrics.csv fast=runs/x
+
+Seconds count training and validation as metrics.csv logged them: they hold only on the machine
+named, and only if nothing else ran beside the training.
+"""
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from capsnet_lib.data import TRAIN_SIZE  # noqa: E402
+from capsnet_lib.recipes import RECIPES  # noqa: E402
+from capsnet_lib.train import TrainConfig, run_training  # noqa: E402
+
+THRESHOLDS = (0.990, 0.993, 0.995)
+
+
+def read_metrics(path):
+    """The rows of a run folder's metrics.csv (or of a metrics CSV itself), numbers as floats."""
+    path = Path(path)
+    path = path / "metrics.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise ValueError(f"no metrics at {path}: give a run folder holding metrics.csv, or a metrics CSV")
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def time_to(rows, threshold, images_per_epoch=TRAIN_SIZE):
+    """(training images, seconds) until validation accuracy first reaches `threshold`; None if never."""
+    seconds = 0.0
+    for row in rows:
+        seconds += row.get("epoch_seconds", 0.0) + row.get("val_seconds", 0.0)
+        if row["val_accuracy"] >= threshold:
+            return int(row["epoch"]) * images_per_epoch, seconds
+    return None
+
+
+def table(runs):
+    """Lines of the report: one per (name, run folder, training images per epoch), then each name's
+    mean where every seed got there."""
+    head = f"{'recipe':<8}{'run':<44}{'epochs':>7}{'best val':>10}" + "".join(
+        f"{f'to {t:.1%}: images':>20}{'s':>8}" for t in THRESHOLDS)
+    lines = [head]
+    by_name = {}
+    for name, path, images_per_epoch in runs:
+        rows = read_metrics(path)
+        reached = [time_to(rows, t, images_per_epoch) for t in THRESHOLDS]
+        by_name.setdefault(name, []).append(reached)
+        cells = "".join(f"{r[0]:>20,}{r[1]:>8.0f}" if r else f"{'not reached':>20}{'':>8}" for r in reached)
+        lines.append(f"{name:<8}{str(path)[-43:]:<44}{len(rows):>7}{max(r['val_accuracy'] for r in rows):>10.2%}{cells}")
+    for name, runs_of_name in by_name.items():
+        cells = ""
+        for k in range(len(THRESHOLDS)):
+            got = [r[k] for r in runs_of_name]
+            cells += (f"{sum(g[0] for g in got) / len(got):>20,.0f}{sum(g[1] for g in got) / len(got):>8.0f}"
+                      if all(got) else f"{f'{sum(map(bool, got))} of {len(got)} runs':>20}{'':>8}")
+        lines.append(f"{name:<8}{f'mean of {len(runs_of_name)}':<44}{'':>7}{'':>10}{cells}")
+    return lines
+
+
+def train_runs(args):
+    """Train (or resume, or skip if finished) OUT/<recipe>/seed<N> for both recipes; their folders."""
+    runs = []
+    for recipe in ("paper", "fast"):
+        epochs = args.paper_epochs if recipe == "paper" else RECIPES["fast"]["epochs"]
+        for seed in args.seeds:
+            out = Path(args.out) / recipe / f"seed{seed}"
+            config = TrainConfig.from_recipe(recipe, epochs=epochs, seed=seed, out=str(out), resume=True,
+                                             data_root=args.data_root, train_limit=args.train_limit,
+                                             val_limit=args.val_limit, device=args.device,
+                                             **({"warmup_steps": args.warmup_steps} if recipe == "fast" else {}))
+            run_training(config)
+            runs.append((recipe, out, min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)))
+    return runs
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", nargs="+", metavar="NAME=PATH", help="report these runs; train nothing")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="runs/time_to_accuracy")
+    p.add_argument("--paper-epochs", type=int, default=16,
+                   help="epochs of the paper's recipe (the shipped run first passed 99.5%% at 16)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--train-limit", type=int, default=None, help="the first N training images (quick runs)")
+    p.add_argument("--val-limit", type=int, default=None, help="the first N validation images (quick runs)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="the fast recipe's warm-up (quick runs need fewer)")
+    args = p.parse_args(argv)
+    try:
+        if args.runs:
+            if any("=" not in run for run in args.runs):
+                raise ValueError(f"--runs takes NAME=PATH pairs, got {args.runs}")
+            runs = [(*run.split("=", 1), TRAIN_SIZE) for run in args.runs]
+        else:
+            runs = train_runs(args)
+        lines = table(runs)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""benchmarks/time_to_accuracy.py: images and seconds to a validation accuracy, read from metrics."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("time_to_accuracy", ROOT / "benchmarks" / "time_to_accuracy.py")
+tta = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tta)
+
+
+def write(path, accuracies, seconds=10.0):
+    lines = ["epoch,step,train_loss,val_accuracy,lr,epoch_seconds,images_per_second,val_seconds"]
+    lines += [f"{k + 1},{k + 1},0.1,{a},0.001,{seconds},1.0,1.0" for k, a in enumerate(accuracies)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_first_epoch_at_the_threshold_counts_with_the_time_spent_until_then(tmp_path):
+    rows = tta.read_metrics(write(tmp_path / "m.csv", [0.985, 0.9931, 0.992, 0.9952]))
+    assert tta.time_to(rows, 0.990, images_per_epoch=1000) == (2000, 22.0)
+    assert tta.time_to(rows, 0.995, images_per_epoch=1000) == (4000, 44.0)      # not the dip at epoch 3
+    assert tta.time_to(rows, 0.999) is None
+
+
+def test_the_report_averages_only_where_every_seed_got_there(tmp_path, capsys):
+    for seed, accuracies in enumerate([[0.991, 0.996], [0.991, 0.994]]):
+        (tmp_path / f"s{seed}").mkdir()
+        write(tmp_path / f"s{seed}" / "metrics.csv", accuracies)
+    assert tta.main(["--runs", f"fast={tmp_path / 's0'}", f"fast={tmp_path / 's1'}"]) == 0
+    mean_line = capsys.readouterr().out.splitlines()[-1]
+    assert "mean of 2" in mean_line and "55,000" in mean_line and "1 of 2 runs" in mean_line
+
+
+def test_bad_runs_get_one_line(tmp_path, capsys):
+    assert tta.main(["--runs", str(tmp_path)]) == 2
+    assert "NAME=PATH" in capsys.readouterr().err
+    assert tta.main(["--runs", f"fast={tmp_path / 'missing'}"]) == 2
+    assert "no metrics at" in capsys.readouterr().err
+
+
+def test_it_trains_both_recipes_and_resumes_instead_of_retraining(tmp_path, mnist_root, capsys):
+    argv = ["--seeds", "0", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "64",
+            "--val-limit", "64", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu"]
+    assert tta.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["paper", "fast", "paper", "fast"]
+    fast_rows = tta.read_metrics(tmp_path / "fast" / "seed0")
+    assert len(fast_rows) == 6 and fast_rows[-1]["lr"] == 0.0               # the fast recipe, annealed to 0
+    before = (tmp_path / "fast" / "seed0" / "last.pt").stat().st_mtime_ns
+    assert tta.main(argv) == 0
+    assert (tmp_path / "fast" / "seed0" / "last.pt").stat().st_mtime_ns == before
