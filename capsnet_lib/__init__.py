@@ -1,8 +1,10 @@
 """capsnet_lib: the Capsule Network of "Dynamic Routing Between Capsules" (Sabour et al., 2017).
 
-Everything the notebooks use is importable from here. Modules by topic: capsules (squash,
-PrimaryCaps, routing, DigitCaps), losses, model, data, train, evaluate, runtime (device,
-precision, layout), checkpoint, viz (the paper's figures) and panel (the Fig. 4 slider widget).
+The model, its training and evaluation are importable from here (`import capsnet_lib as cl`).
+The notebooks also import a few modules by name: viz (the paper's figures), panel (the Fig. 4
+slider widget), dimensions (what each capsule dimension does, measured) and exercises (the
+exercise checks). Modules by topic: capsules (squash, PrimaryCaps, routing, DigitCaps), losses,
+model, data, schedules and recipes, train, evaluate, runtime (device, precision, layout), checkpoint.
 """
 import importlib
 

@@ -64,8 +64,3 @@ def average(tensor):
         dist.all_reduce(tensor)
         tensor /= dist.get_world_size()
     return tensor
-
-
-def barrier():
-    if dist.is_initialized():
-        dist.barrier()

@@ -4,7 +4,9 @@ The content goes to a hidden temporary file in the same folder, is flushed to th
 temporary file is renamed over the target: a run killed mid-write leaves the previous version
 intact (and a `.NAME.*.tmp` that the next run in that folder removes).
 """
+import csv
 import errno
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -32,6 +34,15 @@ def atomic_write(path, write, binary=True):
 
 def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text), binary=False)
+
+
+def atomic_write_csv(path, fieldnames, rows):
+    """The dicts `rows` as a CSV with a header of `fieldnames` (other keys left out), whole or not at all."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def remove_stale_temp_files(folder):

@@ -83,7 +83,7 @@ class Decoder(nn.Module):
         )
 
     def forward(self, digit_caps, labels=None):
-        """digit_caps (B, 10, 16) -> images (B, 1, 28, 28).
+        """digit_caps (B, 10, 16) -> images (B, 1, S, S) (S = 28 for MNIST).
 
         Keeps one capsule and zeroes the rest: the one named by `labels` if given (training
         uses the true label), else the longest one (the prediction).
@@ -91,7 +91,7 @@ class Decoder(nn.Module):
         if labels is None:
             labels = capsule_length(digit_caps).argmax(dim=1)
         mask = F.one_hot(labels, digit_caps.shape[1]).to(digit_caps.dtype)   # (B, 10)
-        pixels = self.net((digit_caps * mask.unsqueeze(-1)).flatten(1))      # (B, 784)
+        pixels = self.net((digit_caps * mask.unsqueeze(-1)).flatten(1))      # (B, S * S)
         return pixels.view(-1, *self.image_shape)
 
 
@@ -108,8 +108,8 @@ class CapsNetConfig:
 class CapsNetOutput:
     digit_caps: torch.Tensor                 # (B, 10, 16) float32
     lengths: torch.Tensor                    # (B, 10) float32, class "probabilities"
-    coupling: torch.Tensor                   # (B, 1152, 10) coupling coefficients c_ij
-    reconstructions: Optional[torch.Tensor]  # (B, 1, 28, 28), None without a decoder
+    coupling: torch.Tensor                   # (B, I, 10) coupling coefficients c_ij; I = 1152 for 28x28
+    reconstructions: Optional[torch.Tensor]  # (B, 1, S, S), None without a decoder
 
 
 def primary_grid(image_size):
@@ -119,7 +119,7 @@ def primary_grid(image_size):
 
 
 class CapsNet(nn.Module):
-    """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D) -> DigitCaps (10 of 16D).
+    """Conv1 (256, 9x9) -> PrimaryCaps (32 x 6 x 6 capsules of 8D for 28x28) -> DigitCaps (10 of 16D).
 
     image_size S: for S x S images the PrimaryCaps grid is primary_grid(S) square, and the decoder
     draws S x S pixels; 28 (MNIST) unless a config says otherwise."""
@@ -150,9 +150,9 @@ class CapsNet(nn.Module):
             if check_inputs:
                 check_labels(labels, images.shape[0])
             labels = labels.long()
-        x = F.relu(self.conv1(images.to(self.conv1.weight.dtype)))   # (B, 256, 20, 20)
-        u = self.primary_caps(x)                            # (B, 1152, 8)
-        v, c = self.digit_caps(u)                           # (B, 10, 16), (B, 1152, 10)
+        x = F.relu(self.conv1(images.to(self.conv1.weight.dtype)))   # (B, 256, S - 8, S - 8): 20x20 for MNIST
+        u = self.primary_caps(x)                            # (B, I, 8), I = 32 * primary_grid(S)^2: 1152
+        v, c = self.digit_caps(u)                           # (B, 10, 16), (B, I, 10)
         lengths = capsule_length(v)                         # (B, 10)
         reconstructions = self.decoder(v, labels) if self.decoder is not None else None
         return CapsNetOutput(v, lengths, c, reconstructions)

@@ -18,7 +18,6 @@ Writes OUT/<row>/seed<N>/ (a training run plus test.json), OUT/runs.csv (one lin
 OUT/summary.csv (one line per row, beside the paper's numbers).
 """
 import csv
-import io
 import json
 import os
 import statistics
@@ -32,7 +31,7 @@ from .checkpoint import load_checkpoint, tensor_checksum
 from .data import load_mnist
 from .ensemble import step_key, train_ensemble
 from .evaluate import error_report, predict
-from .files import atomic_write_text
+from .files import atomic_write_csv, atomic_write_text
 from .runtime import setup_runtime, tune_cpu_allocator
 from .sweep import epochs_done, run_sweep
 from .train import build_parser, config_from_args
@@ -152,14 +151,6 @@ def summarize(results, table=ROWS):
     return lines
 
 
-def write_csv(path, fieldnames, lines):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=fieldnames, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(lines)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def library_commit():
     """$CAPSNET_COMMIT if set (a copy of the tree without .git, e.g. on a GPU machine), else the git
     commit of this checkout, or 'unknown' outside one."""
@@ -261,10 +252,10 @@ def main(argv=None):
     except (ValueError, TypeError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,
+    atomic_write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,
               [{"row": row, "seed": seed, **result} for (row, seed), result in sorted(results.items())])
     summary = summarize(results, table)
-    write_csv(Path(args.out) / "summary.csv", SUMMARY_FIELDS, summary)
+    atomic_write_csv(Path(args.out) / "summary.csv", SUMMARY_FIELDS, summary)
     print(f"{'row':<16} {'runs':>4} {'test error %':>16} {'paper %':>14}")
     for line in summary:
         ours = f"{line['test_error_mean']:.3f}" + (f" ± {line['test_error_std']:.3f}" if line["test_error_std"] != "" else "")

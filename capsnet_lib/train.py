@@ -6,8 +6,6 @@ come from a generator seeded by (seed, epoch), so a resumed run continues exactl
 uninterrupted one would have been.
 """
 import argparse
-import csv
-import io
 import math
 import sys
 import threading
@@ -24,7 +22,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .data import DATA_ENV_VAR, load_mnist
 from .device import hardware_name, pick_device
 from .evaluate import accuracy
-from .files import atomic_write_text, remove_stale_temp_files
+from .files import atomic_write_csv, remove_stale_temp_files
 from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
@@ -133,14 +131,6 @@ def train_step(model, optimizer, images, labels, precision, loss_weight=1.0,
     return loss.detach()
 
 
-def write_metrics(history, path):
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRICS)
-    writer.writeheader()
-    writer.writerows(history)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def run_training(config, on_epoch_end=None):
     """Train as `config` says; returns the metrics history (a list of dicts, one per epoch).
     `on_epoch_end(row)` is called after each epoch (the training notebook draws curves there).
@@ -184,7 +174,7 @@ def _train(config, device, parallel, on_epoch_end):
         history, step, start_epoch, best, progress = _resume(out, model, optimizer, schedule, config, precision,
                                                              device)
     if main_process and resuming:
-        write_metrics(history, out / "metrics.csv")   # a kill between last.pt and metrics.csv left it short
+        atomic_write_csv(out / "metrics.csv", METRICS, history)   # a kill between last.pt and metrics.csv left it short
     if main_process:
         print(f"training on {device} in {precision} (asked: {config.precision})"
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
@@ -336,7 +326,7 @@ def _save(out, model, optimizer_state, schedule_state, history, best, step, prec
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (progress is not None), epoch_progress=progress,
                     step=step, best=max(best, row["val_accuracy"]),
                     history=history, optimizer=optimizer_state, schedule=schedule_state, **meta)
-    write_metrics(history, out / "metrics.csv")
+    atomic_write_csv(out / "metrics.csv", METRICS, history)
 
 
 def check_finite(loss, model, step, epoch):
