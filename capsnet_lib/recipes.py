@@ -14,7 +14,6 @@ RECIPES = {
     "fast": dict(epochs=6, batch_size=128, lr=3e-3, schedule="cosine", lr_decay=0.96, lr_decay_steps=2000,
                  warmup_steps=200),
 }
-RECIPE_FIELDS = tuple(RECIPES["paper"])       # the settings a recipe fills
 
 
 def check_recipe(name):
@@ -23,6 +22,6 @@ def check_recipe(name):
 
 
 def recipe_settings(name, **changes):
-    """The recipe's settings with `changes` on top (None in changes means: the recipe's)."""
+    """The recipe's settings with `changes` on top; a change of None is no change (an unset flag)."""
     check_recipe(name)
     return {**RECIPES[name], **{k: v for k, v in changes.items() if v is not None}}

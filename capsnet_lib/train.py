@@ -26,7 +26,7 @@ from .files import atomic_write_csv, remove_stale_temp_files
 from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
-from .recipes import RECIPE_FIELDS, RECIPES, check_recipe, recipe_settings
+from .recipes import RECIPES, check_recipe, recipe_settings
 from .runtime import setup_runtime, tune_cpu_allocator
 from .schedules import SCHEDULES, make_schedule, steps_per_epoch
 from .tasks import TASKS
@@ -86,9 +86,10 @@ class TrainConfig:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.warmup_steps and self.warmup_steps >= self.epochs * steps_per_epoch(self):
-            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be shorter than the run "
-                             f"({self.epochs * steps_per_epoch(self)} steps); pass a smaller --warmup-steps")
+        run_steps = self.epochs * steps_per_epoch(self)
+        if self.warmup_steps and self.warmup_steps >= run_steps:
+            raise ValueError(f"warmup_steps ({self.warmup_steps}) must be shorter than the run ({run_steps} steps); "
+                             "pass a smaller --warmup-steps")
         for name in ("max_steps", "train_limit", "val_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
@@ -405,9 +406,7 @@ def config_from_args(args, **changes):
     without a flag keep their defaults or `changes`."""
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     given = {**given, **changes}
-    recipe = given.pop("recipe", TrainConfig.recipe)
-    settings = recipe_settings(recipe, **{name: given.pop(name, None) for name in RECIPE_FIELDS})
-    return TrainConfig(recipe=recipe, **settings, **given)
+    return TrainConfig.from_recipe(given.pop("recipe", TrainConfig.recipe), **given)
 
 
 def main(argv=None):

@@ -99,13 +99,15 @@ def test_a_recipe_fills_only_the_flags_not_given_and_the_checkpoint_records_it(t
     assert (saved["recipe"], saved["schedule"], saved["lr"]) == ("fast", "cosine", 3e-3)
 
 
-def test_sweep_and_table1_take_the_recipe():
-    from capsnet_lib.sweep import main as sweep_main
+def test_sweep_and_table1_take_the_recipe(tmp_path, monkeypatch):
+    import capsnet_lib.sweep as sweep
     from capsnet_lib.table1 import build_table1_parser, run_configs
     configs = run_configs(build_table1_parser().parse_args(["--recipe", "fast", "--seeds", "1"]), ["routing3_recon"])
     assert [(c.recipe, c.schedule, c.lr) for c in configs.values()] == [("fast", "cosine", 3e-3)]
-    with pytest.raises(SystemExit):
-        sweep_main(["--seeds", "0", "--recipe", "slow"])          # argparse refuses an unknown recipe
+    swept = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda configs, parallel, log: swept.extend(configs) or {})
+    assert sweep.main(["--seeds", "0", "1", "--recipe", "fast", "--out", str(tmp_path)]) == 0
+    assert [(c.seed, c.recipe, c.schedule, c.epochs) for c in swept] == [(0, "fast", "cosine", 6), (1, "fast", "cosine", 6)]
 
 
 def test_an_unknown_recipe_is_refused_in_one_line(tmp_path):
