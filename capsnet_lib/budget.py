@@ -17,9 +17,9 @@ import torch
 from . import run_folder
 from .data import VALIDATION_SIZE
 from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step, step_key
-from .model import predicted_classes
 from .runtime import setup_runtime
 from .schedules import steps_per_epoch
+from .tasks import TASKS
 from .files import atomic_write_text
 from .train import make_model, make_optimizer, train_step
 
@@ -38,27 +38,31 @@ def _timed(step, device, steps):
 
 def epoch_seconds(configs, steps=3):
     """Seconds one epoch (training and validation) of `configs` takes: an ensemble if there are
-    several, else a lone run. Measured on random batches, then thrown away."""
+    several, else a lone run. Measured on batches of random digits shaped by the run's task (28x28
+    MNIST, 40x40 translated, 36x36 pairs), then thrown away."""
     config = configs[0]
     runtime = setup_runtime(config.device, config.precision)
     device, batch, k = runtime.device, config.batch_size, len(configs)
+    task = TASKS[config.dataset]
     train_steps = steps_per_epoch(config)
     val_size = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE, 500)      # one evaluation batch at most
     val_batches = min(config.val_limit or VALIDATION_SIZE, VALIDATION_SIZE) / val_size
-    images = torch.rand(k, batch, 1, 28, 28, device=device)
-    labels = torch.randint(0, 10, (k, batch), device=device)
-    val_images = torch.rand(val_size, 1, 28, 28, device=device)
-    val_labels = torch.randint(0, 10, (val_size,), device=device)
+    digits = lambda n: (torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, device=device),
+                        torch.randint(0, 10, (n,), device=device))
+    val_images, val_targets = task.fixed_set(*digits(val_size), device)
     if k > 1:
+        images = torch.rand(k, batch, 1, 28, 28, device=device)          # ensembles train mnist only
+        labels = torch.randint(0, 10, (k, batch), device=device)
         ensemble = build_ensemble(configs, device)
         step = lambda: ensemble_step(ensemble, images, labels, runtime)
-        validate = lambda: ensemble_accuracies(ensemble, val_images, val_labels, runtime)
+        validate = lambda: ensemble_accuracies(ensemble, val_images, val_targets, runtime)
     else:
+        images, targets = next(iter(task.batches(*digits(batch), batch, torch.Generator(device=device))))
         model = runtime.model(make_model(config))
         optimizer = make_optimizer(model, config)
-        step = lambda: train_step(model, optimizer, runtime.images(images[0]), labels[0], runtime.precision,
-                                  reconstruction_weight=config.reconstruction_weight)
-        validate = torch.no_grad()(lambda: predicted_classes(model.eval(), runtime.images(val_images)).sum().item())
+        step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision,
+                                  reconstruction_weight=config.reconstruction_weight, task=task)
+        validate = torch.no_grad()(lambda: task.correct(model.eval(), runtime.images(val_images), val_targets).sum().item())
     seconds = train_steps * _timed(step, device, steps)
     return seconds + val_batches * _timed(validate, device, 1)
 

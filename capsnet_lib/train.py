@@ -98,14 +98,14 @@ class TrainConfig:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.dataset not in TASKS:
             raise ValueError(f"dataset must be one of {', '.join(TASKS)}, got {self.dataset!r}")
-        if self.model == "baseline_cnn" and self.dataset != "mnist":
-            raise ValueError(f"the baseline CNN is the paper's MNIST model; dataset {self.dataset} trains a capsnet")
+        if self.model == "baseline_cnn" and self.dataset == "multimnist":
+            raise ValueError("the baseline CNN names one digit per image; dataset multimnist trains a capsnet")
 
 
 def make_model(config):
     """The model a TrainConfig asks for, built from the global RNG (seed it first)."""
     if config.model == "baseline_cnn":
-        return BaselineCNN()
+        return BaselineCNN(image_size=TASKS[config.dataset].image_size)
     return CapsNet(config.routing_iterations, config.reconstruction, config.routing_detach, config.routing_bias,
                    TASKS[config.dataset].image_size)
 

@@ -14,6 +14,16 @@ def test_parameter_counts_match_the_paper():
     assert abs(count(BaselineCNN()) - 35.4e6) < 0.05e6         # "35.4M"
 
 
+def test_the_40x40_baseline_has_about_capsnets_parameters_and_the_28x28_one_keeps_its_layers():
+    assert abs(count(BaselineCNN(image_size=40)) / count(CapsNet(image_size=40)) - 1) < 0.01   # "similar" (Sec. 5.2)
+    assert BaselineCNN(image_size=40)(torch.rand(2, 1, 40, 40)).shape == (2, 10)
+    assert [k for k in BaselineCNN().state_dict() if k.endswith("weight")] == [
+        "features.0.weight", "features.2.weight", "features.4.weight",       # checkpoints saved before still load
+        "classifier.1.weight", "classifier.3.weight", "classifier.6.weight"]
+    with pytest.raises(ValueError, match="defined for 28 and 40"):
+        BaselineCNN(image_size=36)
+
+
 def test_forward_output_fields(seeded):
     out = CapsNet()(torch.rand(3, 1, 28, 28), torch.tensor([1, 2, 3]))
     assert out.digit_caps.shape == (3, 10, 16)

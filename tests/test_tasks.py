@@ -5,6 +5,7 @@ import torch
 
 from capsnet_lib import load_checkpoint, load_mnist
 from capsnet_lib.evaluate import accuracy, main as evaluate_main
+from capsnet_lib.budget import epoch_seconds
 from capsnet_lib.tasks import TASKS, TEST_SETS
 from capsnet_lib.train import TrainConfig, main as train_main, run_training
 
@@ -80,4 +81,20 @@ def test_evaluate_reports_generated_sets_and_refuses_a_model_of_another_image_si
 
 def test_options_that_do_not_fit_a_dataset_are_refused_in_one_line(tmp_path, capsys):
     assert train_main(["--dataset", "multimnist", "--model", "baseline_cnn", "--out", str(tmp_path)]) == 2
-    assert "the baseline CNN is the paper's MNIST model" in capsys.readouterr().err
+    assert "the baseline CNN names one digit per image" in capsys.readouterr().err
+
+
+def test_the_baseline_cnn_trains_on_translated_digits_and_is_tested_on_the_affine_set(tmp_path, mnist_root, capsys):
+    run_training(quick(tmp_path / "cnn", mnist_root, dataset="translated40", model="baseline_cnn"))
+    saved = load_checkpoint(tmp_path / "cnn" / "best.pt")
+    assert saved.config == {"model": "baseline_cnn", "dropout": 0.5, "image_size": 40}
+    common = ["--device", "cpu", "--no-download", "--data-root", str(mnist_root), "--split", "val"]
+    assert evaluate_main([str(tmp_path / "cnn" / "best.pt"), "--dataset", "affnist_style"] + common) == 0
+    assert "accuracy on affnist_style (val digits)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dataset", list(TASKS))
+def test_a_time_budget_measures_batches_of_the_runs_own_task(dataset, tmp_path, mnist_root):
+    # It once timed 28x28 batches for every task, which a 40x40 or 36x36 CapsNet refuses.
+    config = quick(tmp_path, mnist_root, dataset=dataset, train_limit=16, val_limit=8, batch_size=4)
+    assert epoch_seconds([config], steps=1) > 0
