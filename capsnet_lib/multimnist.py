@@ -63,3 +63,16 @@ def two_digit_correct(lengths, label_pairs):
     top_two = lengths.topk(2, dim=1).indices.sort(dim=1).values
     return (top_two == label_pairs.sort(dim=1).values).all(dim=1)
 
+
+
+@torch.no_grad()
+def redraw_pair(model, images, classes=None):
+    """Fig. 5: each digit of an overlay redrawn from its own capsule.
+
+    images (N, 1, S, S) -> (classes (N, 2), first (N, 1, S, S), second (N, 1, S, S)). classes are the
+    two longest capsules (the model's answer) unless given; the paper also decodes a class that is
+    not in the image, to show that the model does not draw what is not there."""
+    out = model(images)
+    if classes is None:
+        classes = out.lengths.topk(2, dim=1).indices
+    return classes, model.decode(out.digit_caps, classes[:, 0]), model.decode(out.digit_caps, classes[:, 1])

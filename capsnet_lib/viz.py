@@ -1,7 +1,10 @@
-"""Figures of the paper: reconstructions (Fig. 3) and perturbations of capsule dimensions (Fig. 4).
+"""Figures of the paper: reconstructions (Fig. 3), perturbations of capsule dimensions (Fig. 4) and
+two overlapping digits redrawn in two colours (Fig. 5).
 
 The interactive version of Fig. 4, a slider panel, is in panel.py.
 """
+import math
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -68,4 +71,28 @@ def plot_perturbation_grid(grid, steps=PERTURBATION_STEPS, title=None):
         axes[-1, k].set_xlabel(f"{float(steps[k]):+.2f}", fontsize=7)
     fig.suptitle(title or "each row tweaks one of the 16 dimensions of the digit capsule")
     fig.subplots_adjust(left=0.12, right=0.99, bottom=0.05, top=0.94, wspace=0.05, hspace=0.05)
+    return fig
+
+
+def two_colour_overlay(image, first, second):
+    """Fig. 5's picture: the input (1, S, S) in dim grey, one reconstruction in red and the other in
+    green over it (yellow where both draw). Returns an (S, S, 3) array in [0, 1]."""
+    grey = 0.35 * image.squeeze()
+    red, green = (grey + first.squeeze()).clamp(0, 1), (grey + second.squeeze()).clamp(0, 1)
+    return torch.stack([red, green, grey], dim=-1).cpu().numpy()
+
+
+def plot_pairs(images, first, second, titles, rows=2):
+    """Fig. 5 layout: for each overlay, the input above and the two reconstructions (red, green)
+    over it below, with a title (e.g. 'L:(2,7) R:(2,7)') per column; `rows` pairs of rows."""
+    n = images.shape[0]
+    cols = math.ceil(n / rows)
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.15 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k in range(n):
+        top, col = 2 * (k // cols), k % cols
+        show_digits(axes[top, col], images[k], titles[k])
+        axes[top + 1, col].imshow(two_colour_overlay(images[k], first[k], second[k]))
+    fig.tight_layout()
     return fig

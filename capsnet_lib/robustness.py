@@ -1,0 +1,109 @@
+"""Sec. 5.2: accuracy on affine-transformed digits, overall and against each transform parameter.
+
+A model trained on translated 40x40 MNIST is tested on our affNIST-style set (translated.py): each
+test digit rotated, sheared and scaled by its own random parameters. `affine_results` gives which
+digits a model gets right together with those parameters, so accuracy can be read against rotation,
+shear and scale (`binned_accuracy`).
+
+    python -m capsnet_lib.robustness CAPSNET.pt CNN.pt --out results/affine_robustness.csv
+
+writes, for each model, its accuracy on the translated and the affNIST-style test sets and on bins
+of rotation, shear and scale (the geometric mean of the two axes' scalings: the size change).
+"""
+import argparse
+import math
+import sys
+
+import torch
+
+from .checkpoint import load_checkpoint
+from .data import DATA_ENV_VAR, load_mnist
+from .evaluate import in_batches
+from .files import atomic_write_csv
+from .tasks import TEST_SETS, fixed_generator, select
+from .translated import AFFNIST_STYLE, affine_transformed
+
+BIN_EDGES = {"rotation_degrees": [-20 + 5 * k for k in range(9)],       # 8 bins of 5 degrees
+             "shear": [round(-0.2 + 0.05 * k, 2) for k in range(9)],        # 8 bins of 0.05
+             "scale": [0.8, 0.9, 1.0, 1.1, 1.2]}                            # 4 bins of 0.1
+COLUMNS = ("model", "measure", "low", "high", "images", "accuracy")
+
+
+def correct_on(task, model, images, targets, precision="fp32", batch_size=500):
+    """(N,) bool: which images of a task's fixed set the model gets right."""
+    right = lambda rows, index: task.correct(model, rows, select(targets, index))
+    return torch.cat(in_batches(model, images, right, batch_size, precision))
+
+
+def affine_results(model, digits, labels, precision="fp32", batch_size=500):
+    """Our affNIST-style set made from uint8 test digits (N, 28, 28) with the fixed seed (the set
+    `evaluate --dataset affnist_style` uses), and the model's answers on it.
+
+    Returns {'correct': (N,) bool, 'rotation_degrees', 'shear', 'scale': (N,) each}, where scale is
+    sqrt(scale_x * scale_y). Runs on the digits' device."""
+    images, params = affine_transformed(digits, fixed_generator(digits.device))
+    correct = correct_on(TEST_SETS["affnist_style"], model, images[:, None], labels, precision, batch_size)
+    return {"correct": correct, "rotation_degrees": params["rotation_degrees"], "shear": params["shear"],
+            "scale": (params["scale_x"] * params["scale_y"]).sqrt()}
+
+
+def binned_accuracy(correct, values, edges):
+    """[(low, high, images, accuracy)] of the images whose value lies in each bin [low, high)
+    (the last bin includes its high end); an empty bin has accuracy nan."""
+    rows = []
+    for k, (low, high) in enumerate(zip(edges[:-1], edges[1:])):
+        inside = (values >= low) & ((values <= high) if k == len(edges) - 2 else (values < high))
+        n = int(inside.sum())
+        rows.append((low, high, n, correct[inside].float().mean().item() if n else math.nan))
+    return rows
+
+
+def robustness_rows(name, model, digits, labels, precision="fp32"):
+    """The CSV rows of one model: translated test accuracy, affNIST-style accuracy, and its bins."""
+    task = TEST_SETS["translated40"]
+    translated = correct_on(task, model, *task.fixed_set(digits, labels, digits.device), precision)
+    results = affine_results(model, digits, labels, precision)
+    overall = lambda measure, right: dict(model=name, measure=measure, low="", high="", images=right.numel(),
+                                          accuracy=round(right.float().mean().item(), 6))
+    rows = [overall("translated_test", translated), overall("affine_test", results["correct"])]
+    for measure, edges in BIN_EDGES.items():
+        rows += [dict(model=name, measure=measure, low=low, high=high, images=n, accuracy=round(acc, 6))
+                 for low, high, n, acc in binned_accuracy(results["correct"], results[measure], edges)]
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m capsnet_lib.robustness", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoints", nargs="+", help="models trained on --dataset translated40 (their best.pt)")
+    p.add_argument("--names", nargs="+", default=None, help="a name per checkpoint (default: capsnet or baseline_cnn)")
+    p.add_argument("--out", default="results/affine_robustness.csv")
+    p.add_argument("--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
+    p.add_argument("--no-download", dest="download", action="store_false")
+    p.add_argument("--limit", type=int, default=None, help="only the first N test digits (quick checks)")
+    args = p.parse_args(argv)
+    try:
+        if args.names is not None and len(args.names) != len(args.checkpoints):
+            raise ValueError(f"--names gives {len(args.names)} names for {len(args.checkpoints)} checkpoints")
+        digits, labels = (t[:args.limit] for t in load_mnist("test", args.data_root, args.download))
+        rows = []
+        for k, path in enumerate(args.checkpoints):
+            checkpoint = load_checkpoint(path)
+            if checkpoint.config.get("image_size") != 40:
+                raise ValueError(f"{path} takes {checkpoint.config.get('image_size')}x"
+                                 f"{checkpoint.config.get('image_size')} images; Sec. 5.2's models take 40x40")
+            name = args.names[k] if args.names else checkpoint.config.get("model", "capsnet")
+            model_rows = robustness_rows(name, checkpoint.model.eval(), digits, labels)
+            print(f"{name}: translated test {model_rows[0]['accuracy']:.2%}, affNIST-style "
+                  f"{model_rows[1]['accuracy']:.2%} of {model_rows[1]['images']} digits ({path})")
+            rows += model_rows
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    atomic_write_csv(args.out, COLUMNS, rows)
+    print(f"wrote {args.out} ({len(rows)} rows; the affNIST-style ranges: {AFFNIST_STYLE})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
