@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from capsnet_lib.cli import reports_errors
 from capsnet_lib.data import TRAIN_SIZE  # noqa: E402
 from capsnet_lib.recipes import RECIPES  # noqa: E402
 from capsnet_lib.train import TrainConfig, run_training  # noqa: E402
@@ -82,6 +83,7 @@ def train_runs(args):
     return runs
 
 
+@reports_errors
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", nargs="+", metavar="NAME=PATH", help="report these runs; train nothing")
@@ -95,17 +97,13 @@ def main(argv=None):
     p.add_argument("--val-limit", type=int, default=None, help="the first N validation images (quick runs)")
     p.add_argument("--warmup-steps", type=int, default=None, help="the fast recipe's warm-up (quick runs need fewer)")
     args = p.parse_args(argv)
-    try:
-        if args.runs:
-            if any("=" not in run for run in args.runs):
-                raise ValueError(f"--runs takes NAME=PATH pairs, got {args.runs}")
-            runs = [(*run.split("=", 1), TRAIN_SIZE) for run in args.runs]
-        else:
-            runs = train_runs(args)
-        lines = table(runs)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.runs:
+        if any("=" not in run for run in args.runs):
+            raise ValueError(f"--runs takes NAME=PATH pairs, got {args.runs}")
+        runs = [(*run.split("=", 1), TRAIN_SIZE) for run in args.runs]
+    else:
+        runs = train_runs(args)
+    lines = table(runs)
     print("\n".join(lines))
     return 0
 

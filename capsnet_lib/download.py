@@ -6,20 +6,18 @@ already imported module as a script makes Python warn about it.
 import argparse
 import sys
 
+from .cli import reports_errors
 from .data import DATA_ENV_VAR, DEFAULT_DATA_ROOT, SPLITS, data_root, load_mnist
 
 
+@reports_errors
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m capsnet_lib.download", description=__doc__)
     parser.add_argument("--data-root", default=None, help=f"default: ${DATA_ENV_VAR} or ./{DEFAULT_DATA_ROOT}")
     args = parser.parse_args(argv)
-    try:
-        for split in SPLITS:
-            images, _ = load_mnist(split, args.data_root)
-            print(f"{split}: {images.shape[0]} images")
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    for split in SPLITS:
+        images, _ = load_mnist(split, args.data_root)
+        print(f"{split}: {images.shape[0]} images")
     print(f"MNIST ready in {data_root(args.data_root) / 'MNIST' / 'raw'}")
     return 0
 

@@ -10,6 +10,7 @@ import sys
 
 import torch
 
+from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist, to_float
 from .model import IMAGE_SHAPE, NUM_CLASSES, predicted_classes
 from .precision import PRECISIONS, autocast
@@ -58,6 +59,7 @@ def error_report(predictions, labels):
             "total": labels.numel(), "errors_per_class": per_class.tolist()}
 
 
+@reports_errors
 def main(argv=None):
     from .checkpoint import load_checkpoint
 
@@ -75,23 +77,19 @@ def main(argv=None):
                    "instead (40x40; needs scipy)")
     args = p.parse_args(argv)
     tune_cpu_allocator()     # a process-wide setting: the command owns its process (see runtime.py)
-    try:
-        if args.batch_size < 1:
-            raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-        runtime = setup_runtime(args.device, args.precision)
-        model = runtime.model(load_checkpoint(args.checkpoint).model)
-        task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
-        size = getattr(getattr(model, "config", None), "image_size", IMAGE_SHAPE[-1])
-        if size != task.image_size:
-            raise ValueError(f"this checkpoint's model takes {size}x{size} images, but "
-                             f"{'affNIST' if args.affnist else args.dataset} has {task.image_size}x{task.image_size}")
-        if args.dataset != "mnist" or args.affnist:
-            return _report_generated(args, task, model, runtime)
-        images, labels = load_mnist(args.split, args.data_root, args.download)
-        report = error_report(predict(model, images.to(runtime.device), args.batch_size, runtime.precision), labels)
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    runtime = setup_runtime(args.device, args.precision)
+    model = runtime.model(load_checkpoint(args.checkpoint).model)
+    task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
+    size = getattr(getattr(model, "config", None), "image_size", IMAGE_SHAPE[-1])
+    if size != task.image_size:
+        raise ValueError(f"this checkpoint's model takes {size}x{size} images, but "
+                         f"{'affNIST' if args.affnist else args.dataset} has {task.image_size}x{task.image_size}")
+    if args.dataset != "mnist" or args.affnist:
+        return _report_generated(args, task, model, runtime)
+    images, labels = load_mnist(args.split, args.data_root, args.download)
+    report = error_report(predict(model, images.to(runtime.device), args.batch_size, runtime.precision), labels)
     print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "
           f"{report['total']} images; {runtime.device}, {runtime.precision})")
     print("errors per true class: " + ", ".join(f"{k}: {n}" for k, n in enumerate(report["errors_per_class"])))

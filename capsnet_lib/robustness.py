@@ -17,6 +17,7 @@ import sys
 import torch
 
 from .checkpoint import load_checkpoint
+from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist
 from .evaluate import in_batches
 from .files import atomic_write_csv
@@ -72,6 +73,7 @@ def robustness_rows(name, model, digits, labels, precision="fp32"):
     return rows
 
 
+@reports_errors
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m capsnet_lib.robustness", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,24 +84,20 @@ def main(argv=None):
     p.add_argument("--no-download", dest="download", action="store_false")
     p.add_argument("--limit", type=int, default=None, help="only the first N test digits (quick checks)")
     args = p.parse_args(argv)
-    try:
-        if args.names is not None and len(args.names) != len(args.checkpoints):
-            raise ValueError(f"--names gives {len(args.names)} names for {len(args.checkpoints)} checkpoints")
-        digits, labels = (t[:args.limit] for t in load_mnist("test", args.data_root, args.download))
-        rows = []
-        for k, path in enumerate(args.checkpoints):
-            checkpoint = load_checkpoint(path)
-            if checkpoint.config.get("image_size") != 40:
-                raise ValueError(f"{path} takes {checkpoint.config.get('image_size')}x"
-                                 f"{checkpoint.config.get('image_size')} images; Sec. 5.2's models take 40x40")
-            name = args.names[k] if args.names else checkpoint.config.get("model", "capsnet")
-            model_rows = robustness_rows(name, checkpoint.model.eval(), digits, labels)
-            print(f"{name}: translated test {model_rows[0]['accuracy']:.2%}, affNIST-style "
-                  f"{model_rows[1]['accuracy']:.2%} of {model_rows[1]['images']} digits ({path})")
-            rows += model_rows
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.names is not None and len(args.names) != len(args.checkpoints):
+        raise ValueError(f"--names gives {len(args.names)} names for {len(args.checkpoints)} checkpoints")
+    digits, labels = (t[:args.limit] for t in load_mnist("test", args.data_root, args.download))
+    rows = []
+    for k, path in enumerate(args.checkpoints):
+        checkpoint = load_checkpoint(path)
+        if checkpoint.config.get("image_size") != 40:
+            raise ValueError(f"{path} takes {checkpoint.config.get('image_size')}x"
+                             f"{checkpoint.config.get('image_size')} images; Sec. 5.2's models take 40x40")
+        name = args.names[k] if args.names else checkpoint.config.get("model", "capsnet")
+        model_rows = robustness_rows(name, checkpoint.model.eval(), digits, labels)
+        print(f"{name}: translated test {model_rows[0]['accuracy']:.2%}, affNIST-style "
+              f"{model_rows[1]['accuracy']:.2%} of {model_rows[1]['images']} digits ({path})")
+        rows += model_rows
     atomic_write_csv(args.out, COLUMNS, rows)
     print(f"wrote {args.out} ({len(rows)} rows; the affNIST-style ranges: {AFFNIST_STYLE})")
     return 0

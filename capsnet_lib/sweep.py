@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from .cli import reports_errors
 from .device import pick_device
 from .runtime import tune_cpu_allocator
 from .train import build_parser, config_from_args, run_training
@@ -90,6 +91,7 @@ def _run_on(config, device, log):
     return history
 
 
+@reports_errors
 def main(argv=None):
     parser = build_parser(exclude=("seed", "resume", "overwrite", "progress", "max_steps"),
                           prog="python -m capsnet_lib.sweep", description=__doc__)
@@ -99,14 +101,10 @@ def main(argv=None):
     tune_cpu_allocator()     # see train.main
     configs = [config_from_args(args, seed=seed, out=str(Path(args.out) / f"seed{seed}"), progress=False)
                for seed in args.seeds]
-    try:
-        for config in configs:
-            config.check()
-        started = time.perf_counter()
-        results = run_sweep(configs, args.parallel, log=lambda line: print(line, file=sys.stderr))
-    except (ValueError, TypeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    for config in configs:
+        config.check()
+    started = time.perf_counter()
+    results = run_sweep(configs, args.parallel, log=lambda line: print(line, file=sys.stderr))
     images = sum(row["images_per_second"] * row["epoch_seconds"] for rows in results.values() for row in rows)
     seconds = time.perf_counter() - started
     print(f"{len(configs)} runs ({sum(bool(rows) for rows in results.values())} trained now) in {seconds:.1f} s: "

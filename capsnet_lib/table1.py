@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .budget import check_time_budget, plan_epochs
 from .checkpoint import load_checkpoint, tensor_checksum
+from .cli import reports_errors
 from .data import load_mnist
 from .ensemble import step_key, train_ensemble
 from .evaluate import error_report, predict
@@ -233,25 +234,22 @@ def train_all(configs, args, log):
     return configs
 
 
+@reports_errors
 def main(argv=None):
     args = build_table1_parser().parse_args(argv)
     tune_cpu_allocator()     # see train.main
     log = lambda line: print(line, file=sys.stderr)
-    try:
-        check_args(args)
-        table = TABLES[args.table]
-        configs = run_configs(args, args.rows or list(table), table)
-        for config in configs.values():
-            config.check()
-        configs = train_all(configs, args, log)
-        commit = library_commit()
-        for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
-            if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
-                evaluate_once(config, commit, args.test_limit)
-        results = stored_results(args.out, table)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    check_args(args)
+    table = TABLES[args.table]
+    configs = run_configs(args, args.rows or list(table), table)
+    for config in configs.values():
+        config.check()
+    configs = train_all(configs, args, log)
+    commit = library_commit()
+    for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
+        if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
+            evaluate_once(config, commit, args.test_limit)
+    results = stored_results(args.out, table)
     atomic_write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,
               [{"row": row, "seed": seed, **result} for (row, seed), result in sorted(results.items())])
     summary = summarize(results, table)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from . import distributed, run_folder
 from .capsules import check_routing_iterations
 from .checkpoint import load_checkpoint, save_checkpoint
+from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist
 from .device import hardware_name, pick_device
 from .evaluate import accuracy
@@ -409,6 +410,7 @@ def config_from_args(args, **changes):
     return TrainConfig.from_recipe(given.pop("recipe", TrainConfig.recipe), **given)
 
 
+@reports_errors
 def main(argv=None):
     parser = build_parser()
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
@@ -416,14 +418,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     config = config_from_args(args)
     tune_cpu_allocator()     # a process-wide setting: the command owns its process, a library call does not
-    try:
-        if args.time_budget is not None:
-            from .budget import plan_run
-            config = plan_run(config, args.time_budget)
-        history = run_training(config)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.time_budget is not None:
+        from .budget import plan_run
+        config = plan_run(config, args.time_budget)
+    history = run_training(config)
     if history and distributed.is_main_process():     # other ranks hold no rows of this call's epochs
         best = max(history, key=lambda row: row["val_accuracy"])
         print(f"best validation accuracy {best['val_accuracy']:.4%} at epoch {best['epoch']}")

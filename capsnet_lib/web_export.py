@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import load_checkpoint, load_pretrained
+from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist, to_float
 from .files import atomic_write
 from .model import require_decoder
@@ -85,6 +86,7 @@ def export(model, images, labels, out):
     return {name: len(content) for name, content in contents.items()}
 
 
+@reports_errors
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m capsnet_lib.web_export", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,15 +96,11 @@ def main(argv=None):
     p.add_argument("--data-root", default=None, help=f"MNIST root (default: ${DATA_ENV_VAR} or ./data)")
     p.add_argument("--no-download", dest="download", action="store_false")
     args = p.parse_args(argv)
-    try:
-        if not 1 <= args.digits <= 10_000:
-            raise ValueError(f"--digits must be in 1..10000, got {args.digits}")
-        model = load_checkpoint(args.checkpoint).model if args.checkpoint else load_pretrained()
-        images, labels = load_mnist("test", args.data_root, args.download)
-        sizes = export(model, images[:args.digits], labels[:args.digits], args.out)
-    except (ValueError, TypeError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if not 1 <= args.digits <= 10_000:
+        raise ValueError(f"--digits must be in 1..10000, got {args.digits}")
+    model = load_checkpoint(args.checkpoint).model if args.checkpoint else load_pretrained()
+    images, labels = load_mnist("test", args.data_root, args.download)
+    sizes = export(model, images[:args.digits], labels[:args.digits], args.out)
     print(", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in sizes.items()) + f" in {args.out}")
     return 0
 
