@@ -47,13 +47,24 @@ def dimension_effects(model, digit_caps, classes, step=0.25, directions=None):
     if directions.shape != (dims, dims):
         raise ValueError(f"directions must be ({dims}, {dims}), one per row, got {tuple(directions.shape)}")
     offsets = step * torch.stack([-directions, directions])           # (2, 16 directions, 16)
-    onehot = torch.nn.functional.one_hot(classes, digit_caps.shape[1]).to(digit_caps.dtype)   # (N, 10)
-    # only the chosen capsule of each digit moves: offsets masked by its class
-    tweaked = digit_caps[:, None, None] + offsets[None, :, :, None, :] * onehot[:, None, None, :, None]   # (N, 2, 16, 10, 16)
-    labels = classes.repeat_interleave(2 * dims)
-    decoded = model.decode(tweaked.flatten(0, 2), labels)             # (N*2*16, 1, 28, 28)
+    many = lambda t: t.repeat_interleave(2 * dims, dim=0)             # each digit once per (sign, direction)
+    decoded = decode_moved(model, many(digit_caps), many(classes), offsets.flatten(0, 1).repeat(n, 1))
     stats = image_statistics(decoded).view(n, 2, dims, len(STATISTICS))
     return stats[:, 1] - stats[:, 0]
+
+
+def moved_capsules(digit_caps, classes, offsets):
+    """Fig. 4's edit: digit_caps (N, 10, 16) with capsule classes[n] of image n moved by offsets[n]
+    (N, 16); the other capsules unchanged. Returns a new tensor."""
+    moved = digit_caps.clone()
+    moved[torch.arange(moved.shape[0]), classes] += offsets.to(moved.dtype)
+    return moved
+
+
+def decode_moved(model, digit_caps, classes, offsets):
+    """Move each image's capsule classes[n] by offsets[n] (moved_capsules) and decode that capsule:
+    (N, 1, S, S). The one operation behind Figure 4, its measurement here, and the slider panel."""
+    return model.decode(moved_capsules(digit_caps, classes, offsets), classes)
 
 
 def random_directions(seed, dims=DIGIT_CAPS_DIM):

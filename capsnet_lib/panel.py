@@ -6,6 +6,7 @@ import ipywidgets as widgets
 import matplotlib.image
 import torch
 
+from .dimensions import decode_moved, moved_capsules
 from .model import DIGIT_CAPS_DIM, check_images, check_labels, require_decoder
 
 
@@ -69,18 +70,18 @@ class PerturbationPanel(widgets.VBox):
                               f"(capsule length {float(output.lengths[0].max()):.3f})")
         self.reset()
 
+    def offsets(self):
+        """The sliders' values: (1, 16)."""
+        return torch.tensor([[slider.value for slider in self.sliders]])
+
     def perturbed_capsules(self):
         """The chosen digit's capsules with the slider offsets added to the predicted one: (10, 16)."""
-        offsets = torch.tensor([slider.value for slider in self.sliders])
-        capsules = self.capsules.clone()
-        capsules[self.predicted] += offsets
-        return capsules
+        return moved_capsules(self.capsules[None], torch.tensor([self.predicted]), self.offsets())[0]
 
     @torch.no_grad()
     def reconstruction(self):
         """The current reconstruction (28, 28)."""
-        labels = torch.tensor([self.predicted])
-        return self.model.decode(self.perturbed_capsules()[None], labels)[0, 0]
+        return decode_moved(self.model, self.capsules[None], torch.tensor([self.predicted]), self.offsets())[0, 0]
 
     def redraw(self):
         self.image.value = image_png(self.reconstruction())

@@ -8,6 +8,7 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
+from .dimensions import decode_moved
 from .model import NUM_CLASSES, check_digit_caps, require_decoder
 
 
@@ -28,11 +29,9 @@ def perturb(model, digit_caps, label, steps=PERTURBATION_STEPS):
     if isinstance(label, bool) or int(label) != label or not 0 <= int(label) < NUM_CLASSES:
         raise ValueError(f"label must be a class in 0..{NUM_CLASSES - 1}, got {label!r}")
     dims, n = digit_caps.shape[1], len(steps)
-    tweaked = digit_caps.expand(dims, n, *digit_caps.shape).clone()     # (16, n, 10, 16)
-    for d in range(dims):
-        tweaked[d, :, label, d] += steps
+    offsets = (torch.eye(dims)[:, None, :] * steps[None, :, None]).flatten(0, 1)   # (16 * n, 16): step k on dim d
     labels = torch.full((dims * n,), int(label), dtype=torch.long)
-    decoded = model.decode(tweaked.flatten(0, 1), labels)               # (16 * n, 1, S, S)
+    decoded = decode_moved(model, digit_caps.expand(dims * n, *digit_caps.shape), labels, offsets)   # (16 * n, 1, S, S)
     return decoded.view(dims, n, *decoded.shape[-2:])
 
 

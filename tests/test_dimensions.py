@@ -79,3 +79,16 @@ def test_a_direction_moves_the_capsule_along_it_and_the_control_is_a_rotation(te
     assert torch.allclose(along[1, 7], ends[1] - ends[0], atol=1e-4)
     with pytest.raises(ValueError, match=r"directions must be \(16, 16\)"):
         dimension_effects(model, out.digit_caps, classes, directions=torch.eye(8))
+
+
+def test_moved_capsules_moves_only_each_images_chosen_capsule():
+    from capsnet_lib.dimensions import moved_capsules
+    caps = torch.randn(3, 10, 16)
+    before = caps.clone()
+    classes, offsets = torch.tensor([0, 5, 9]), torch.randn(3, 16)
+    moved = moved_capsules(caps, classes, offsets)
+    for n in range(3):
+        assert torch.equal(moved[n, classes[n]], caps[n, classes[n]] + offsets[n])
+        others = torch.arange(10) != classes[n]
+        assert torch.equal(moved[n, others], caps[n, others])
+    assert torch.equal(caps, before), "the input capsules must not be edited in place"
