@@ -31,6 +31,7 @@ FORWARD_GFLOP = (20 * 20 * 256 * 81 + 6 * 6 * 256 * 256 * 81 + 1152 * 10 * 16 * 
                  + 160 * 512 + 512 * 1024 + 1024 * 784) * 2 / 1e9          # 0.405 per image
 TRAIN_GFLOP = 3 * FORWARD_GFLOP                                              # forward + backward
 CONV_GFLOP = 3 * 6 * 6 * 256 * 256 * 81 * 2 / 1e9                            # PrimaryCaps conv, fwd+bwd
+ROUTING_GFLOP = 3 * (1152 * 10 * 16 * 8 + 5 * 1152 * 10 * 16) * 2 / 1e9       # Eq. 2 + 3 iterations, fwd+bwd
 
 # name: (what it measures, settings); "default" is exactly what `python -m capsnet_lib.train` runs.
 VARIANTS = {
@@ -52,6 +53,9 @@ VARIANTS = {
     "conv-bound-native": ("PrimaryCaps conv alone, fwd+bwd, PyTorch's nn.Conv2d", dict(conv_only=True, native=True)),
     "conv-bound-polyphase": ("PrimaryCaps conv alone, fwd+bwd, polyphase backward forced",
                              dict(conv_only=True, polyphase=True)),
+    "routing-bound":    ("DigitCaps alone (Eq. 2 + routing), fwd+bwd, as the library runs it", dict(digit_caps_only=True)),
+    "routing-bound-einsum": ("DigitCaps alone, fwd+bwd, Eq. 2 by its readable einsum", dict(digit_caps_only=True,
+                                                                                        einsum=True)),
     "ensemble-1":       ("ensemble.py: 1 member, one vmapped step (for GPUs)", dict(default=True, ensemble=1)),
     "ensemble-5":       ("ensemble.py: 5 members as one step, aggregate", dict(default=True, ensemble=5)),
     "ensemble-15":      ("ensemble.py: 15 members as one step, aggregate", dict(default=True, ensemble=15)),
@@ -91,7 +95,8 @@ def run_variant(name, device, steps, batch_size=128):
     batch = 500 if s.get("inference") else batch_size
     images = torch.rand(batch, 1, 28, 28, device=device)
     labels = torch.randint(0, 10, (batch,), device=device)
-    asked = s.get("precision", "auto" if s.get("default") or s.get("conv_only") or s.get("best") else "fp32")
+    asked = s.get("precision", "auto" if s.get("default") or s.get("conv_only") or s.get("digit_caps_only")
+                  or s.get("best") else "fp32")
     runtime = setup_runtime(device, asked)     # what the training command sets up, for this row's precision
     precision = runtime.precision
     if (s.get("default") or s.get("allocator") or s.get("best")) and device.type == "cpu":
@@ -135,6 +140,16 @@ def run_variant(name, device, steps, batch_size=128):
             with runtime.autocast():
                 out = conv(x)
             out.float().sum().backward()
+    elif s.get("digit_caps_only"):
+        from capsnet_lib import dynamic_routing
+        layer = runtime.model(CapsNet()).digit_caps
+        predictions = layer.predictions_einsum if s.get("einsum") else layer.predictions
+        u = torch.randn(batch, 1152, 8, device=device).requires_grad_(True)
+
+        def run():
+            with runtime.autocast():
+                v, _ = dynamic_routing(predictions(u), layer.routing_iterations, layer.detach)
+            v.float().sum().backward()
     elif s.get("runs"):
         return concurrent_runs(s["runs"], device, precision, steps)
     elif s.get("ensemble"):
@@ -283,7 +298,8 @@ def main():
         inference = name.startswith("infer")
         plain = speed("infer-plain" if inference else "plain-fp32")
         best = speed("infer-plain-best" if inference else "plain-best")    # the obvious recipe
-        gflop = CONV_GFLOP if name.startswith("conv-bound") else FORWARD_GFLOP if inference else TRAIN_GFLOP
+        gflop = (CONV_GFLOP if name.startswith("conv-bound") else ROUTING_GFLOP if name.startswith("routing-bound")
+                 else FORWARD_GFLOP if inference else TRAIN_GFLOP)
         achieved = ips * gflop
         note = f"  (compiled in {row['compile_seconds']:.0f} s)" if row.get("compile_seconds") else ""
         print(f"{name:<19} {what:<58} {row['precision']:<5} {ips:9.1f} {ips / plain:7.2f}x {ips / best:6.2f}x "

@@ -72,10 +72,6 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True, bias=None):
     u_hat: (B, I, J, D) predictions u_hat_j|i of every child i for every parent j.
     Returns v (B, J, D), the parent capsules, and c (B, I, J), the final coupling coefficients.
 
-    For r iterations:  c_ij = softmax_j(b_ij)             (Eq. 3, over the parents j of child i)
-                       s_j  = sum_i c_ij u_hat_j|i         (Eq. 2)
-                       v_j  = squash(s_j)                  (Eq. 1)
-                       b_ij = b_ij + u_hat_j|i . v_j       (agreement)
     The logits b start at zero for every call and every example: nothing is shared across the
     batch. With detach=True the iterations before the last see a detached u_hat, so c is a
     constant and the gradient reaches u_hat only through the last weighted sum. `bias` (J, D),
@@ -85,24 +81,32 @@ def dynamic_routing(u_hat, num_iterations=3, detach=True, bias=None):
     check_routing_iterations(num_iterations)
     if u_hat.dim() != 4:
         raise ValueError(f"u_hat must be (B, I, J, D), got shape {tuple(u_hat.shape)}")
-    # Work parent-major: u is (B, J, I, D), so each parent's sums over children are contiguous
-    # batched matmuls. DigitCaps builds u_hat in this layout, so this transpose costs no copy.
-    u = u_hat.transpose(1, 2)                              # (B, J, I, D)
-    u_routing = u.detach() if detach else u
+    u = u_hat.transpose(1, 2)                      # (B, J, I, D): parent-major, see _weighted_sum
     B, J, I, _ = u.shape
     b = torch.zeros(B, J, I, device=u.device, dtype=torch.float32)
     for r in range(num_iterations):
         last = r == num_iterations - 1
-        u_r = u if last else u_routing
-        c = F.softmax(b, dim=1)                            # (B, J, I): sums to 1 over parents j
-        s = (c.to(u_r.dtype).unsqueeze(2) @ u_r).squeeze(2)   # (B, J, D)
-        if bias is not None:
-            s = s + bias
-        v = squash(s)                                      # (B, J, D) float32
+        u_r = u if last or not detach else u.detach()
+        c = F.softmax(b, dim=1)                    # Eq. 3: c_ij = softmax over the parents j of b_ij
+        s = _weighted_sum(c, u_r, bias)            # Eq. 2: s_j = sum_i c_ij u_hat_j|i
+        v = squash(s)                              # Eq. 1: v_j = squash(s_j)
         if not last:
-            agreement = (u_r @ v.to(u_r.dtype).unsqueeze(-1)).squeeze(-1)  # (B, J, I)
-            b = b + agreement.float()
-    return v, c.transpose(1, 2)                            # (B, J, D), (B, I, J)
+            b = b + _agreement(u_r, v)             # b_ij = b_ij + u_hat_j|i . v_j
+    return v, c.transpose(1, 2)                    # (B, J, D), (B, I, J)
+
+
+# The two sums of routing, as batched matmuls over a parent-major u (B, J, I, D): each parent's
+# children are contiguous, and DigitCaps builds u_hat in this layout, so no copy is made.
+
+def _weighted_sum(c, u, bias=None):
+    """s_j = sum_i c_ij u_hat_j|i (+ bias_j): c (B, J, I), u (B, J, I, D) -> (B, J, D)."""
+    s = (c.to(u.dtype).unsqueeze(2) @ u).squeeze(2)
+    return s if bias is None else s + bias
+
+
+def _agreement(u, v):
+    """a_ij = u_hat_j|i . v_j in float32: u (B, J, I, D), v (B, J, D) -> (B, J, I)."""
+    return (u @ v.to(u.dtype).unsqueeze(-1)).squeeze(-1).float()
 
 
 class DigitCaps(nn.Module):
@@ -120,19 +124,22 @@ class DigitCaps(nn.Module):
         self.W = nn.Parameter(0.01 * torch.randn(num_in, num_out * out_dim, in_dim))
         self.bias = nn.Parameter(torch.full((num_out, out_dim), 0.1)) if bias else None
 
-    def predictions(self, u):
-        """u (B, I, in_dim) -> u_hat (B, I, J, D), laid out parent-major in memory.
+    def predictions_einsum(self, u):
+        """Eq. 2 as written, u_hat_j|i = W_ij u_i: u (B, I, in_dim) -> u_hat (B, I, J, D).
+        The readable reference; `predictions` computes the same numbers in the layout routing wants."""
+        W = self.W.view(self.num_in, self.num_out, self.out_dim, self.in_dim)      # W_ij: (I, J, D, in_dim)
+        return torch.einsum("ijdk,bik->bijd", W, u.to(W.dtype))
 
-        Eq. 2's u_hat_j|i = W_ij u_i, in one line (the same numbers, computed slower):
-            torch.einsum("ijdk,bik->bijd", W.view(I, J, D, in_dim), u)
-        """
+    def predictions(self, u):
+        """Eq. 2 (predictions_einsum), fast: u (B, I, in_dim) -> u_hat (B, I, J, D), laid out
+        parent-major in memory (a (B, J, I, D) tensor, transposed), so routing copies nothing."""
         B = u.shape[0]
         u = u.to(self.W.dtype)
         u_hat = u.permute(1, 0, 2) @ self.W.transpose(1, 2)   # (I, B, in) @ (I, in, J*D) -> (I, B, J*D)
         u_hat = u_hat.view(self.num_in, B, self.num_out, self.out_dim)
-        # One copy into the parent-major layout routing wants. Its innermost dimension (D) is
-        # contiguous in the source too, so it moves whole rows: measured 2x faster (u_hat +
-        # routing, forward and backward, bf16) than building (I, J*D, B) and transposing.
+        # One copy into the parent-major layout. Its innermost dimension (D) is contiguous in the
+        # source too, so it moves whole rows: measured 2x faster (u_hat + routing, forward and
+        # backward, bf16) than building (I, J*D, B) and transposing.
         u_hat = u_hat.permute(1, 2, 0, 3).contiguous()     # (B, J, I, D) in memory
         return u_hat.transpose(1, 2)                       # (B, I, J, D) view
 

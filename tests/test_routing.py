@@ -136,8 +136,12 @@ def test_routing_rejects_fewer_than_one_iteration(bad):
 def test_digit_caps_predictions_equal_the_einsum_of_eq_2(seeded):
     caps = DigitCaps(num_in=6, in_dim=8, num_out=3, out_dim=4)
     u = torch.randn(5, 6, 8)
-    expected = torch.einsum("ijdk,bik->bijd", caps.W.view(6, 3, 4, 8), u)      # u_hat_j|i = W_ij u_i
-    assert torch.allclose(caps.predictions(u), expected, atol=1e-6)
+    W = caps.W.view(6, 3, 4, 8)
+    by_hand = torch.stack([torch.stack([torch.stack([W[i, j] @ u[b, i] for j in range(3)])   # u_hat_j|i = W_ij u_i
+                                        for i in range(6)]) for b in range(5)])
+    assert torch.allclose(caps.predictions_einsum(u), by_hand, atol=1e-6)
+    assert torch.allclose(caps.predictions(u), caps.predictions_einsum(u), atol=1e-6)   # the fast layout, same numbers
+    assert caps.predictions(u).transpose(1, 2).is_contiguous()                         # parent-major for routing
 
 
 def test_a_routing_bias_is_added_to_every_s_j_before_the_squash(seeded):
