@@ -88,6 +88,7 @@ def matmul_peak(dtype, device, n=2048):
 def run_variant(name, device, steps, batch_size=128):
     """Measure one row in this process; returns images/s and the precision used."""
     from capsnet_lib import CapsNet, TrainConfig, make_optimizer, setup_runtime, train_step, tune_cpu_allocator
+    from capsnet_lib.runtime import fused_adam
     from plain_capsnet import PlainCapsNet, plain_loss
 
     s = VARIANTS[name][1]
@@ -108,7 +109,7 @@ def run_variant(name, device, steps, batch_size=128):
         if best:          # its convolutions in channels-last (its 5-D W has no such layout)
             for conv in (model.conv1, model.primary):
                 conv.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=best and device.type in ("cpu", "cuda"))
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=best and fused_adam(device))
         precision = precision if best else "fp32"
         if best:
             images = images.contiguous(memory_format=torch.channels_last)

@@ -39,7 +39,7 @@ from .model import check_images, check_labels
 from .runtime import setup_runtime
 from .schedules import make_schedule
 from .tasks import TASKS
-from .train import (TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
+from .train import (RunState, TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
                     load_resumable, make_model, make_optimizer, past_deadline)
 
 MEMBER_FIELDS = ("seed", "out", "reconstruction", "reconstruction_weight")   # what may differ between members
@@ -183,9 +183,9 @@ def _save_members(ensemble, rows, runtime):
             for name, weight in member.named_parameters():
                 weight.copy_(ensemble.params[name][k])
         ensemble.histories[k].append(row)
-        _save(Path(config.out), member, member_optimizer_state(ensemble, k, optimizer_state), schedule_state, ensemble.histories[k],
-              ensemble.best[k], ensemble.step, runtime.precision, runtime.device, config, None,
-              ensemble_size=ensemble.size)
+        state = RunState(ensemble.histories[k], ensemble.step, ensemble.epoch, ensemble.best[k])
+        optimization = {"optimizer": member_optimizer_state(ensemble, k, optimizer_state), "schedule": schedule_state}
+        _save(Path(config.out), member, state, optimization, config, runtime, ensemble_size=ensemble.size)
         ensemble.best[k] = max(ensemble.best[k], row["val_accuracy"])
 
 

@@ -14,7 +14,7 @@ from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist, to_float
 from .model import IMAGE_SHAPE, NUM_CLASSES, predicted_classes
 from .precision import PRECISIONS, autocast
-from .runtime import setup_runtime, tune_cpu_allocator
+from .runtime import in_layout, setup_runtime, tune_cpu_allocator
 from .tasks import TEST_SETS, select
 from .translated import load_affnist
 
@@ -39,13 +39,13 @@ def in_batches(model, images, work, batch_size=500, precision="fp32"):
 def predict(model, images, batch_size=500, precision="fp32"):
     """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device: the longest
     digit capsule of a CapsNet, the largest logit of the baseline CNN."""
-    classes = lambda rows, _: predicted_classes(model, to_float(rows).contiguous(memory_format=torch.channels_last))
+    classes = lambda rows, _: predicted_classes(model, in_layout(to_float(rows)))
     return torch.cat(in_batches(model, images, classes, batch_size, precision))
 
 
 def accuracy(task, model, images, targets, precision="fp32", batch_size=500):
     """The fraction of a task's fixed set (task.fixed_set) that the model gets right."""
-    right = lambda rows, index: task.correct(model, rows.contiguous(memory_format=torch.channels_last),
+    right = lambda rows, index: task.correct(model, in_layout(rows),
                                             select(targets, index)).sum()
     # counts stay on the device until the end: one host sync per evaluation, not per batch
     return sum(in_batches(model, images, right, batch_size, precision)).item() / images.shape[0]

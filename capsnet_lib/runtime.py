@@ -1,4 +1,5 @@
-"""How a run uses its hardware, in one place: device, precision, memory layout, CPU allocator.
+"""How a run uses its hardware, in one place: device, precision, memory layout, the optimizer's
+fused kernel, CPU allocator.
 
 The training and evaluation commands, the training notebook and the benchmark all set up
 through `setup_runtime`, so a speed-up is switched on (or off) here and nowhere else.
@@ -24,12 +25,23 @@ class Runtime:
         return model.to(device=self.device, memory_format=torch.channels_last)
 
     def images(self, images):
-        """Images (B, 1, 28, 28) on the device, in the layout the model's convolutions expect."""
-        return images.to(self.device).contiguous(memory_format=torch.channels_last)
+        """Images (B, 1, S, S) on the device, in the layout the model's convolutions expect."""
+        return in_layout(images.to(self.device))
 
     def autocast(self):
         """The context a forward pass runs in (bf16 autocast, or nothing for fp32)."""
         return autocast(self.device, self.precision)
+
+
+def in_layout(images):
+    """Images (B, C, H, W) in channels-last memory, the layout Runtime.model gives the weights."""
+    return images.contiguous(memory_format=torch.channels_last)
+
+
+def fused_adam(device):
+    """Whether Adam runs its fused kernel (all parameters updated in one pass) on this device:
+    PyTorch has one for CPU and CUDA."""
+    return device.type in ("cpu", "cuda")
 
 
 def setup_runtime(device="auto", precision="auto"):

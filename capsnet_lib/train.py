@@ -10,7 +10,7 @@ import math
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from .losses import RECONSTRUCTION_WEIGHT
 from .model import BaselineCNN, CapsNet
 from .precision import PRECISIONS, autocast
 from .recipes import RECIPES, check_recipe, recipe_settings
-from .runtime import setup_runtime, tune_cpu_allocator
+from .runtime import fused_adam, setup_runtime, tune_cpu_allocator
 from .schedules import SCHEDULES, make_schedule, steps_per_epoch
 from .tasks import TASKS
 
@@ -115,9 +115,7 @@ def make_optimizer(model, config):
     """Adam over the model's parameters at config.lr. `model` may also be a list of parameters
     (ensemble.py passes its stacked weights)."""
     parameters = list(model.parameters()) if isinstance(model, torch.nn.Module) else list(model)
-    # The fused Adam kernel updates all parameters in one pass (CPU and CUDA).
-    fused = parameters[0].device.type in ("cpu", "cuda")
-    return torch.optim.Adam(parameters, lr=config.lr, fused=fused)
+    return torch.optim.Adam(parameters, lr=config.lr, fused=fused_adam(parameters[0].device))
 
 
 def train_step(model, optimizer, images, labels, precision, loss_weight=1.0,
@@ -160,28 +158,44 @@ def run_training(config, on_epoch_end=None):
             distributed.leave()
 
 
+@dataclass
+class RunState:
+    """Where a run stands between epochs: what the loop carries, and what last.pt keeps to resume it."""
+    history: list = field(default_factory=list)   # one metrics row per finished epoch
+    step: int = 0                                 # optimizer steps so far
+    epoch: int = 0                                # epochs finished; the next one to train
+    best: float = -1.0                            # the best validation accuracy so far
+    progress: dict = None                         # an epoch cut short by --max-steps: {steps, loss_sum, images}
+
+
+@dataclass
+class Loop:
+    """A run's moving parts, built once and trained epoch by epoch."""
+    config: TrainConfig
+    runtime: object                               # runtime.Runtime: device, precision, layout
+    model: torch.nn.Module                        # what the steps train: the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    schedule: object                              # a torch.optim.lr_scheduler
+    state: RunState
+
+
 def _train(config, device, parallel, on_epoch_end):
     runtime = setup_runtime(device, config.precision)
-    precision = runtime.precision
-    main_process = distributed.is_main_process()
-    out = Path(config.out)
+    main_process, out = distributed.is_main_process(), Path(config.out)
     with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
         torch.manual_seed(config.seed)
         model = runtime.model(make_model(config))
     optimizer = make_optimizer(model, config)
-    schedule = make_schedule(optimizer, config)
-    history, step, start_epoch, best, progress = [], 0, 0, -1.0, None
+    loop = Loop(config, runtime, model, optimizer, make_schedule(optimizer, config), RunState())
     resuming = config.resume and (out / "last.pt").is_file() and not config.overwrite
     if resuming:
-        history, step, start_epoch, best, progress = _resume(out, model, optimizer, schedule, config, precision,
-                                                             device)
+        loop.state = _resume(out, loop)
     if main_process and resuming:
-        atomic_write_csv(out / "metrics.csv", METRICS, history)   # a kill between last.pt and metrics.csv left it short
+        atomic_write_csv(out / "metrics.csv", METRICS, loop.state.history)   # a kill between last.pt and metrics.csv
     if main_process:
-        print(f"training on {device} in {precision} (asked: {config.precision})"
+        print(f"training on {device} in {runtime.precision} (asked: {config.precision})"
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
-              f"epochs {start_epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
-
+              f"epochs {loop.state.epoch + 1}..{config.epochs}, output in {out}", file=sys.stderr)
     (train_x, train_y), (val_x, val_y) = _load_splits(config, device)
     task = TASKS[config.dataset]
     val_images, val_targets = task.fixed_set(val_x, val_y, device)
@@ -189,40 +203,49 @@ def _train(config, device, parallel, on_epoch_end):
         if config.dataset != "mnist":
             raise ValueError(f"data-parallel training (torchrun) runs the mnist dataset only, not {config.dataset}")
         check_shardable(train_x.shape[0], config.batch_size, distributed.world_size())
-    trained = torch.nn.parallel.DistributedDataParallel(model) if parallel else model
-    for epoch in range(start_epoch, config.epochs):
-        if config.max_steps is not None and step >= config.max_steps:
+        loop.model = torch.nn.parallel.DistributedDataParallel(model)
+    while loop.state.epoch < config.epochs:
+        if config.max_steps is not None and loop.state.step >= config.max_steps:
             break
-        started = time.perf_counter()
-        carried = progress if epoch == start_epoch and progress else {"steps": 0, "loss_sum": 0.0, "images": 0}
-        loss_sum, trained_now, epoch_steps, step = _train_epoch(
-            trained, optimizer, schedule, train_x, train_y, epoch, step, runtime, config, carried,
-            show_progress=config.progress and main_process)
-        loss_sum, seen = distributed.average(loss_sum), carried["images"] + trained_now
-        complete = epoch_steps == math.ceil(train_x.shape[0] / config.batch_size)
-        seconds = _synchronized_clock(device) - started
-        check_finite(loss_sum, model, step, epoch)
+        row = _epoch(loop, train_x, train_y, lambda: _validate(task, model, val_images, val_targets, runtime.precision))
         if not main_process:
             continue
-        row = {"epoch": epoch + 1, "step": step, "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6),
-               **_validate(task, model, val_images, val_targets, precision),
-               "lr": float(optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
-               "images_per_second": round(trained_now / seconds, 1)}
-        history.append(row)
-        progress = None if complete else {"steps": epoch_steps, "loss_sum": loss_sum.item(), "images": seen}
-        _save(out, model, optimizer.state_dict(), schedule.state_dict(), history, best, step, precision, device,
-              config, progress)
-        best = max(best, row["val_accuracy"])
+        _save(out, model, loop.state, _optimization(loop), config, runtime)
+        loop.state.best = max(loop.state.best, row["val_accuracy"])
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}, "
               f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
               f"{row['images_per_second']:.0f} images/s", file=sys.stderr)
         if on_epoch_end is not None:
             on_epoch_end(row)
-        if past_deadline(config, epoch + 1):
-            print(f"deadline reached after epoch {epoch + 1} of {config.epochs}: stopped, everything saved",
+        if past_deadline(config, row["epoch"]):
+            print(f"deadline reached after epoch {row['epoch']} of {config.epochs}: stopped, everything saved",
                   file=sys.stderr)
             break
-    return history
+    return loop.state.history
+
+
+def _epoch(loop, train_x, train_y, validate):
+    """Train one epoch (or finish one a resume left open), then validate on the main process.
+    Appends its metrics row to the state's history and returns it (None on other processes)."""
+    state, config, device = loop.state, loop.config, train_x.device
+    started = time.perf_counter()
+    carried = state.progress or {"steps": 0, "loss_sum": 0.0, "images": 0}
+    loss_sum, trained_now, epoch_steps = _train_epoch(loop, train_x, train_y, carried,
+                                                      config.progress and distributed.is_main_process())
+    loss_sum, seen = distributed.average(loss_sum), carried["images"] + trained_now
+    complete = epoch_steps == math.ceil(train_x.shape[0] / config.batch_size)
+    seconds = _synchronized_clock(device) - started
+    check_finite(loss_sum, loop.model, state.step, state.epoch)
+    state.progress = None if complete else {"steps": epoch_steps, "loss_sum": loss_sum.item(), "images": seen}
+    state.epoch += complete
+    if not distributed.is_main_process():
+        return None
+    row = {"epoch": state.epoch + (not complete), "step": state.step,
+           "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6), **validate(),
+           "lr": float(loop.optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
+           "images_per_second": round(trained_now / seconds, 1)}
+    state.history.append(row)
+    return row
 
 
 def past_deadline(config, epochs_done):
@@ -258,16 +281,17 @@ def load_resumable(out, model, config, precision, device):
     return state
 
 
-def _resume(out, model, optimizer, schedule, config, precision, device):
-    """Load OUT/last.pt into the model, optimizer and schedule, refusing what cannot be resumed.
-    Returns (history, step, epoch to start, best validation accuracy, progress in that epoch)."""
-    state = load_resumable(out, model, config, precision, device)
-    optimizer.load_state_dict(state["optimizer"])
-    schedule.load_state_dict(state["schedule"])
+def _resume(out, loop):
+    """Load OUT/last.pt into the loop's model, optimizer and schedule, refusing what cannot be
+    resumed. Returns its RunState."""
+    runtime = loop.runtime
+    state = load_resumable(out, loop.model, loop.config, runtime.precision, runtime.device)
+    loop.optimizer.load_state_dict(state["optimizer"])
+    loop.schedule.load_state_dict(state["schedule"])
     progress = state.get("epoch_progress")
     # An epoch stopped by --max-steps is finished on resume; its provisional row is replaced.
     history = state["history"][:-1] if progress else state["history"]
-    return history, state["step"], state["epoch"], state["best"], progress
+    return RunState(list(history), state["step"], state["epoch"], state["best"], progress)
 
 
 def epoch_generator(config, epoch, device):
@@ -276,20 +300,20 @@ def epoch_generator(config, epoch, device):
     return torch.Generator(device=device).manual_seed(config.seed * 100_003 + epoch)
 
 
-def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runtime, config, carried,
-                 show_progress):
-    """One pass over the shuffled, shifted training images (or until config.max_steps). An epoch
-    resumed after `carried["steps"]` steps draws and skips those batches, so it gets the same
-    batches as an uninterrupted one, and continues its loss sum. Returns the summed loss (a device
-    tensor), the images trained now, the epoch's step count and the global step count."""
+def _train_epoch(loop, train_x, train_y, carried, show_progress):
+    """One pass over the shuffled, shifted training images (or until config.max_steps), counting
+    loop.state.step. An epoch resumed after `carried["steps"]` steps draws and skips those batches,
+    so it gets the same batches as an uninterrupted one, and continues its loss sum. Returns the
+    summed loss (a device tensor), the images trained now and the epoch's step count."""
+    config, runtime, state = loop.config, loop.runtime, loop.state
     device, parallel = train_x.device, distributed.world_size() > 1
-    generator = epoch_generator(config, epoch, device)
-    model.train()
+    generator = epoch_generator(config, state.epoch, device)
+    loop.model.train()
     skip = carried["steps"]
     loss_sum, seen, epoch_steps = torch.tensor(carried["loss_sum"], device=device), 0, skip
     task = TASKS[config.dataset]
     bar = tqdm(task.batches(train_x, train_y, config.batch_size, generator),
-               total=math.ceil(train_x.shape[0] / config.batch_size), desc=f"epoch {epoch + 1}/{config.epochs}",
+               total=math.ceil(train_x.shape[0] / config.batch_size), desc=f"epoch {state.epoch + 1}/{config.epochs}",
                disable=not show_progress, leave=False)
     for k, (images, labels) in enumerate(bar):
         if k < skip:
@@ -297,38 +321,42 @@ def _train_epoch(model, optimizer, schedule, train_x, train_y, epoch, step, runt
         images, seen = runtime.images(images), seen + images.shape[0]
         if parallel:   # this process's rows; the weighted losses of all processes sum to the batch mean
             images, labels, weight = distributed.shard(images, labels)
-            loss_sum += weight * train_step(model, optimizer, images, labels, runtime.precision, weight,
+            loss_sum += weight * train_step(loop.model, loop.optimizer, images, labels, runtime.precision, weight,
                                             config.reconstruction_weight)
         else:
-            loss = train_step(model, optimizer, images, labels, runtime.precision,
+            loss = train_step(loop.model, loop.optimizer, images, labels, runtime.precision,
                               reconstruction_weight=config.reconstruction_weight, task=task)
             if device.type == "cpu":      # free on a CPU; a GPU is checked once per epoch, without syncs
-                check_finite(loss, None, step + 1, epoch)
+                check_finite(loss, None, state.step + 1, state.epoch)
             loss_sum += loss
-        schedule.step()
-        step, epoch_steps = step + 1, epoch_steps + 1
+        loop.schedule.step()
+        state.step, epoch_steps = state.step + 1, epoch_steps + 1
         if epoch_steps % 50 == 0 and device.type == "cpu":   # a GPU is never made to wait for it
             bar.set_postfix(loss=f"{loss_sum.item() / epoch_steps:.4f}")
-        if config.max_steps is not None and step >= config.max_steps:
+        if config.max_steps is not None and state.step >= config.max_steps:
             break
     bar.close()
-    return loss_sum, seen, epoch_steps, step
+    return loss_sum, seen, epoch_steps
 
 
-def _save(out, model, optimizer_state, schedule_state, history, best, step, precision, device, config, progress,
-          **meta):
-    """best.pt if this epoch beat the best validation accuracy so far; last.pt and metrics.csv always.
-    `progress` describes an epoch cut short by --max-steps (None for a complete one): last.pt then
-    counts it as not done, and a resume finishes it. `meta` goes into both checkpoints."""
-    row = history[-1]
-    meta = {"precision": precision, "device": str(device), "hardware": hardware_name(device),
+def _optimization(loop):
+    """The optimizer's and the schedule's state dicts, as last.pt keeps them."""
+    return {"optimizer": loop.optimizer.state_dict(), "schedule": loop.schedule.state_dict()}
+
+
+def _save(out, model, state, optimization, config, runtime, **meta):
+    """best.pt if the state's last row beat its best validation accuracy; last.pt and metrics.csv
+    always. An epoch cut short by --max-steps (state.progress) counts as not done in last.pt, and
+    a resume finishes it. `optimization` is _optimization's dict; `meta` goes into both checkpoints."""
+    row = state.history[-1]
+    meta = {"precision": runtime.precision, "device": str(runtime.device), "hardware": hardware_name(runtime.device),
             "train_config": _plain(config), **meta}
-    if row["val_accuracy"] > best:
+    if row["val_accuracy"] > state.best:
         save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
-    save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (progress is not None), epoch_progress=progress,
-                    step=step, best=max(best, row["val_accuracy"]),
-                    history=history, optimizer=optimizer_state, schedule=schedule_state, **meta)
-    atomic_write_csv(out / "metrics.csv", METRICS, history)
+    save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (state.progress is not None),
+                    epoch_progress=state.progress, step=state.step, best=max(state.best, row["val_accuracy"]),
+                    history=state.history, **optimization, **meta)
+    atomic_write_csv(out / "metrics.csv", METRICS, state.history)
 
 
 def check_finite(loss, model, step, epoch):
