@@ -2,9 +2,10 @@
 
 The model, its training and evaluation are importable from here (`import capsnet_lib as cl`).
 The notebooks also import a few modules by name: viz (the paper's figures), panel (the Fig. 4
-slider widget), dimensions (what each capsule dimension does, measured) and exercises (the
-exercise checks). Modules by topic: capsules (squash, PrimaryCaps, routing, DigitCaps), losses,
-model, data, schedules and recipes, train, evaluate, runtime (device, precision, layout), checkpoint.
+slider widget), dimensions (what each capsule dimension does, measured), exercises (the
+exercise checks), and for Sec. 5.2 and 6 translated, multimnist, tasks and robustness. Modules
+by topic: capsules (squash, PrimaryCaps, routing, DigitCaps), losses, model, data, schedules and
+recipes, train, evaluate, runtime (device, precision, layout), checkpoint, cli (commands' errors).
 """
 import importlib
 

@@ -81,7 +81,7 @@ def two_colour_overlay(image, first, second):
     return torch.stack([red, green, grey], dim=-1).cpu().numpy()
 
 
-def plot_pairs(images, first, second, titles, rows=2):
+def plot_pairs(images, first, second, titles, rows=2, title=None):
     """Fig. 5 layout: for each overlay, the input above and the two reconstructions (red, green)
     over it below, with a title (e.g. 'L:(2,7) R:(2,7)') per column; `rows` pairs of rows."""
     n = images.shape[0]
@@ -93,5 +93,7 @@ def plot_pairs(images, first, second, titles, rows=2):
         top, col = 2 * (k // cols), k % cols
         show_digits(axes[top, col], images[k], titles[k])
         axes[top + 1, col].imshow(two_colour_overlay(images[k], first[k], second[k]))
-    fig.tight_layout()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.94 if title else 1))
     return fig

@@ -9,7 +9,8 @@ import torch
 import capsnet_lib as cl
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-DOCUMENTED_MODULES = {"viz", "panel", "dimensions", "exercises"}   # the rest is in capsnet_lib itself
+DOCUMENTED_MODULES = {"viz", "panel", "dimensions", "exercises",                 # the rest is in capsnet_lib itself
+                     "translated", "multimnist", "tasks", "robustness"}        # Sec. 5.2 and 6 (notebooks 10, 11)
 
 
 def test_setup_runtime_resolves_the_precision_for_the_device():
