@@ -36,6 +36,7 @@ METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds",
            "val_seconds")
 MODELS = ("capsnet", "baseline_cnn")
 RESUME_STATE = ("epoch", "step", "best", "history", "optimizer", "schedule", "train_config", "precision")
+MAX_SEED = 2**32 - 1                # torch.manual_seed's range
 _seed_lock = threading.Lock()
 
 
@@ -78,6 +79,7 @@ class TrainConfig:
         return cls(recipe=recipe, **recipe_settings(recipe, **changes))
 
     def check(self):
+        """Every option checked once, here: a bad value is refused before any work, in one line."""
         check_recipe(self.recipe)
         check_routing_iterations(self.routing_iterations)
         for name in ("epochs", "batch_size", "lr_decay_steps"):
@@ -94,7 +96,14 @@ class TrainConfig:
         for name in ("max_steps", "train_limit", "val_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
-        run_folder.check_options(self)
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
+        if not (math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1):
+            raise ValueError(f"lr_decay must be in (0, 1] (1 keeps the lr constant), got {self.lr_decay}")
+        if not (math.isfinite(self.reconstruction_weight) and self.reconstruction_weight >= 0):
+            raise ValueError(f"reconstruction_weight must be a finite number >= 0, got {self.reconstruction_weight}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         if self.model not in MODELS:
             raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if self.dataset not in TASKS:
