@@ -20,10 +20,16 @@ def test_the_baseline_cnn_round_trips_as_a_baseline_cnn(tmp_path, seeded):
     model = BaselineCNN(dropout=0.3)
     save_checkpoint(tmp_path / "cnn.pt", model)
     loaded = load_checkpoint(tmp_path / "cnn.pt")
-    assert isinstance(loaded.model, BaselineCNN) and loaded.config == {"model": "baseline_cnn", "dropout": 0.3}
+    assert isinstance(loaded.model, BaselineCNN)
+    assert loaded.config == {"model": "baseline_cnn", "dropout": 0.3, "image_size": 28}
     assert torch.equal(loaded.model.classifier[1].weight, model.classifier[1].weight)
     with pytest.raises(ValueError, match="is for another configuration"):
         load_checkpoint(tmp_path / "cnn.pt", model=CapsNet())
+    # a baseline saved before image_size existed loads as the 28x28 model it is
+    payload = torch.load(tmp_path / "cnn.pt", weights_only=True)
+    payload["config"] = {"model": "baseline_cnn", "dropout": 0.3}
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").config["image_size"] == 28
 
 
 def test_float16_checkpoint_loads_as_float32(tmp_path, seeded):
