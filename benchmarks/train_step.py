@@ -130,7 +130,7 @@ def run_variant(name, device, steps, batch_size=128):
                 model(images)
         run = infer if s.get("inference") else step
     elif s.get("conv_only"):
-        primary_caps = runtime.model(CapsNet()).primary_caps
+        primary_caps = runtime.move_model(CapsNet()).primary_caps
         if s.get("polyphase"):
             primary_caps.conv.polyphase = True
         # native: nn.Conv2d's own forward and backward, bypassing the library's CPU polyphase path
@@ -143,7 +143,7 @@ def run_variant(name, device, steps, batch_size=128):
             out.float().sum().backward()
     elif s.get("digit_caps_only"):
         from capsnet_lib import dynamic_routing
-        layer = runtime.model(CapsNet()).digit_caps
+        layer = runtime.move_model(CapsNet()).digit_caps
         predictions = layer.predictions_einsum if s.get("einsum") else layer.predictions
         u = torch.randn(batch, 1152, 8, device=device).requires_grad_(True)
 
@@ -164,7 +164,7 @@ def run_variant(name, device, steps, batch_size=128):
         batch *= k                                  # images/s in aggregate over the members
     else:
         fast = s.get("default") or s.get("channels_last")
-        model = runtime.model(CapsNet()) if fast else CapsNet().to(device)
+        model = runtime.move_model(CapsNet()) if fast else CapsNet().to(device)
         if fast:
             images = runtime.images(images)
         if s.get("default"):
@@ -201,7 +201,7 @@ def concurrent_runs(runs, device, precision, steps):
 
     def one_run(seed, barrier, times):
         torch.manual_seed(seed)
-        model = runtime.model(CapsNet())
+        model = runtime.move_model(CapsNet())
         optimizer = make_optimizer(model, TrainConfig())
         images = runtime.images(torch.rand(128, 1, 28, 28))
         labels = torch.randint(0, 10, (128,), device=device)

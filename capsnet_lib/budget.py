@@ -58,7 +58,7 @@ def epoch_seconds(configs, steps=3):
         validate = lambda: ensemble_accuracies(ensemble, val_images, val_targets, runtime)
     else:
         images, targets = next(iter(task.batches(*digits(batch), batch, torch.Generator(device=device))))
-        model = runtime.model(make_model(config))
+        model = runtime.move_model(make_model(config))
         optimizer = make_optimizer(model, config)
         step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision,
                                   reconstruction_weight=config.reconstruction_weight, task=task)

@@ -80,7 +80,7 @@ def main(argv=None):
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     runtime = setup_runtime(args.device, args.precision)
-    model = runtime.model(load_checkpoint(args.checkpoint).model)
+    model = runtime.move_model(load_checkpoint(args.checkpoint).model)
     task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
     size = getattr(getattr(model, "config", None), "image_size", IMAGE_SHAPE[-1])
     if size != task.image_size:

@@ -89,7 +89,7 @@ def evaluate_once(config, commit, test_limit=None):
         return stored
     runtime = setup_runtime(config.device, "fp32")
     images, labels = (t[:test_limit] for t in load_mnist("test", config.data_root, config.download))
-    report = error_report(predict(runtime.model(checkpoint.model), images.to(runtime.device)), labels)
+    report = error_report(predict(runtime.move_model(checkpoint.model), images.to(runtime.device)), labels)
     with open(out / "metrics.csv") as f:
         seconds = sum(float(r["epoch_seconds"]) + float(r.get("val_seconds") or 0) for r in csv.DictReader(f))
     result = {"best_epoch": checkpoint.extra["epoch"], "val_accuracy": checkpoint.extra["val_accuracy"],

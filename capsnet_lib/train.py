@@ -193,7 +193,7 @@ def _train(config, device, parallel, on_epoch_end):
     main_process, out = distributed.is_main_process(), Path(config.out)
     with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
         torch.manual_seed(config.seed)
-        model = runtime.model(make_model(config))
+        model = runtime.move_model(make_model(config))
     optimizer = make_optimizer(model, config)
     loop = Loop(config, runtime, model, optimizer, make_schedule(optimizer, config), RunState())
     resuming = config.resume and (out / "last.pt").is_file() and not config.overwrite

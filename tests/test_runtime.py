@@ -23,7 +23,7 @@ def test_setup_runtime_resolves_the_precision_for_the_device():
 
 def test_the_runtime_prepares_model_and_images_in_the_same_layout(seeded):
     runtime = cl.setup_runtime("cpu", "fp32")
-    model = runtime.model(cl.CapsNet())
+    model = runtime.move_model(cl.CapsNet())
     assert model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     assert model.primary_caps.conv.weight.is_contiguous(memory_format=torch.channels_last)
     images = runtime.images(torch.rand(3, 1, 28, 28).transpose(2, 3))
