@@ -43,12 +43,16 @@ def predict(model, images, batch_size=500, precision="fp32"):
     return torch.cat(in_batches(model, images, classes, batch_size, precision))
 
 
+def correct_on(task, model, images, targets, precision="fp32", batch_size=500):
+    """(N,) bool: which images of a task's fixed set (task.fixed_set) the model gets right. Stays
+    on the device: no host sync per batch."""
+    right = lambda rows, index: task.correct(model, rows, select(targets, index))
+    return torch.cat(in_batches(model, images, right, batch_size, precision))
+
+
 def accuracy(task, model, images, targets, precision="fp32", batch_size=500):
-    """The fraction of a task's fixed set (task.fixed_set) that the model gets right."""
-    right = lambda rows, index: task.correct(model, in_layout(rows),
-                                            select(targets, index)).sum()
-    # counts stay on the device until the end: one host sync per evaluation, not per batch
-    return sum(in_batches(model, images, right, batch_size, precision)).item() / images.shape[0]
+    """The fraction of a task's fixed set that the model gets right (in the runtime's layout)."""
+    return correct_on(task, model, in_layout(images), targets, precision, batch_size).sum().item() / images.shape[0]
 
 
 def error_report(predictions, labels):

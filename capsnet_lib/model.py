@@ -194,8 +194,8 @@ class BaselineCNN(nn.Module):
     def __init__(self, dropout=0.5, image_size=IMAGE_SHAPE[-1]):
         super().__init__()
         if image_size not in BASELINE_SHAPES:
-            raise ValueError(f"the baseline CNN is defined for {' and '.join(map(str, BASELINE_SHAPES))}x"
-                             f"{'/'.join(map(str, BASELINE_SHAPES))} images, got image_size {image_size}")
+            raise ValueError(f"the baseline CNN is defined for {' and '.join(map(str, BASELINE_SHAPES))} pixel "
+                             f"square images, got image_size {image_size}")
         self.config = BaselineConfig(dropout=dropout, image_size=image_size)
         pooled, width = BASELINE_SHAPES[image_size]
         pool = [nn.MaxPool2d(2)] if pooled else []          # none at 28x28: the paper's layer indices

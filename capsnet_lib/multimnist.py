@@ -64,7 +64,6 @@ def two_digit_correct(lengths, label_pairs):
     return (top_two == label_pairs.sort(dim=1).values).all(dim=1)
 
 
-
 @torch.no_grad()
 def redraw_pair(model, images, classes=None):
     """Fig. 5: each digit of an overlay redrawn from its own capsule.

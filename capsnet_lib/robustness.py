@@ -14,26 +14,18 @@ import argparse
 import math
 import sys
 
-import torch
-
 from .checkpoint import load_checkpoint
 from .cli import reports_errors
 from .data import DATA_ENV_VAR, load_mnist
-from .evaluate import in_batches
+from .evaluate import correct_on
 from .files import atomic_write_csv
-from .tasks import TEST_SETS, fixed_generator, select
+from .tasks import TEST_SETS, fixed_generator
 from .translated import AFFNIST_STYLE, affine_transformed
 
 BIN_EDGES = {"rotation_degrees": [-20 + 5 * k for k in range(9)],       # 8 bins of 5 degrees
              "shear": [round(-0.2 + 0.05 * k, 2) for k in range(9)],        # 8 bins of 0.05
              "scale": [0.8, 0.9, 1.0, 1.1, 1.2]}                            # 4 bins of 0.1
 COLUMNS = ("model", "measure", "low", "high", "images", "accuracy")
-
-
-def correct_on(task, model, images, targets, precision="fp32", batch_size=500):
-    """(N,) bool: which images of a task's fixed set the model gets right."""
-    right = lambda rows, index: task.correct(model, rows, select(targets, index))
-    return torch.cat(in_batches(model, images, right, batch_size, precision))
 
 
 def affine_results(model, digits, labels, precision="fp32", batch_size=500):

@@ -237,7 +237,7 @@ def _epoch(loop, train_x, train_y, validate):
     """Train one epoch (or finish one a resume left open), then validate on the main process.
     Appends its metrics row to the state's history and returns it (None on other processes)."""
     state, config, device = loop.state, loop.config, train_x.device
-    started = time.perf_counter()
+    number, started = state.epoch + 1, time.perf_counter()         # the epoch's 1-based number, for its row
     carried = state.progress or {"steps": 0, "loss_sum": 0.0, "images": 0}
     loss_sum, trained_now, epoch_steps = _train_epoch(loop, train_x, train_y, carried,
                                                       config.progress and distributed.is_main_process())
@@ -249,7 +249,7 @@ def _epoch(loop, train_x, train_y, validate):
     state.epoch += complete
     if not distributed.is_main_process():
         return None
-    row = {"epoch": state.epoch + (not complete), "step": state.step,
+    row = {"epoch": number, "step": state.step,
            "train_loss": round(loss_sum.item() / max(epoch_steps, 1), 6), **validate(),
            "lr": float(loop.optimizer.param_groups[0]["lr"]), "epoch_seconds": round(seconds, 3),
            "images_per_second": round(trained_now / seconds, 1)}
