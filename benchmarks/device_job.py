@@ -49,7 +49,7 @@ REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit", "20", "
 
 def pack_data(data_root, folder):
     """MNIST's four raw files, gzip'd into `folder` (what travels to the GPU machine)."""
-    from capsnet_lib.data import data_root as resolve
+    from capsnet_lib.data.mnist import data_root as resolve
     raw = resolve(data_root) / "MNIST" / "raw"
     Path(folder).mkdir(parents=True, exist_ok=True)
     for name in RAW_FILES:

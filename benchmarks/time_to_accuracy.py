@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capsnet_lib.cli import reports_errors
-from capsnet_lib.data import TRAIN_SIZE  # noqa: E402
-from capsnet_lib.recipes import RECIPES  # noqa: E402
-from capsnet_lib.train import TrainConfig, run_training  # noqa: E402
+from capsnet_lib.data.mnist import TRAIN_SIZE  # noqa: E402
+from capsnet_lib.training.recipes import RECIPES  # noqa: E402
+from capsnet_lib import TrainConfig, run_training  # noqa: E402
 
 THRESHOLDS = (0.990, 0.993, 0.995)
 

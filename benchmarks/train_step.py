@@ -88,7 +88,7 @@ def matmul_peak(dtype, device, n=2048):
 def run_variant(name, device, steps, batch_size=128):
     """Measure one row in this process; returns images/s and the precision used."""
     from capsnet_lib import CapsNet, TrainConfig, make_optimizer, setup_runtime, train_step, tune_cpu_allocator
-    from capsnet_lib.runtime import fused_adam
+    from capsnet_lib.training.runtime import fused_adam
     from plain_capsnet import PlainCapsNet, plain_loss
 
     s = VARIANTS[name][1]
@@ -154,7 +154,7 @@ def run_variant(name, device, steps, batch_size=128):
     elif s.get("runs"):
         return concurrent_runs(s["runs"], device, precision, steps)
     elif s.get("ensemble"):
-        from capsnet_lib.ensemble import build_ensemble, ensemble_step
+        from capsnet_lib.training.ensemble import build_ensemble, ensemble_step
         k = s["ensemble"]
         configs = [TrainConfig(seed=seed, out=f"member{seed}", device=str(device), precision=precision)
                    for seed in range(k)]
@@ -263,7 +263,7 @@ def main():
     device = pick_device(args.device)
     steps = args.steps or (10 if device.type == "cpu" else 50)
     if args.peaks:
-        from capsnet_lib.precision import cpu_has_fast_bf16
+        from capsnet_lib.training.precision import cpu_has_fast_bf16
         # Without bf16 hardware a CPU emulates bf16 matmuls, minutes for this size: no peak to state.
         bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
         print(json.dumps({"fp32": matmul_peak(torch.float32, device),

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .strided_conv import PolyphaseConv2d
+from .kernels.strided_conv import PolyphaseConv2d
 
 
 def squash(s, dim=-1, eps=1e-8):
@@ -50,7 +50,7 @@ class PrimaryCaps(nn.Module):
     def __init__(self, in_channels=256, num_types=32, caps_dim=8, kernel_size=9, stride=2):
         super().__init__()
         self.num_types, self.caps_dim = num_types, caps_dim
-        # An nn.Conv2d with a faster backward on CPU (strided_conv.py); same weights and keys.
+        # An nn.Conv2d with a faster backward on CPU (kernels/strided_conv.py); same weights and keys.
         self.conv = PolyphaseConv2d(in_channels, num_types * caps_dim, kernel_size, stride)
 
     def forward(self, x):
@@ -112,12 +112,13 @@ def _agreement(u, v):
 class DigitCaps(nn.Module):
     """One 16x8 matrix W_ij per (child i, digit j): u_hat_j|i = W_ij u_i (Eq. 2), then routing."""
 
-    def __init__(self, num_in=1152, in_dim=8, num_out=10, out_dim=16, routing_iterations=3, detach=True,
-                 bias=False):
-        """detach: see dynamic_routing. bias: learn a bias for every s_j (the authors' code; it
-        starts at 0.1 there, as here)."""
+    def __init__(self, in_caps=(1152, 8), out_caps=(10, 16), routing_iterations=3, detach=True, bias=False):
+        """in_caps: (I, in_dim), the children (1152 8D primary capsules for 28x28 digits); out_caps:
+        (J, D), the parents (ten 16D digit capsules). detach: see dynamic_routing. bias: learn a
+        bias for every s_j (the authors' code; it starts at 0.1 there, as here)."""
         super().__init__()
         check_routing_iterations(routing_iterations)
+        (num_in, in_dim), (num_out, out_dim) = in_caps, out_caps
         self.num_in, self.in_dim, self.num_out, self.out_dim = num_in, in_dim, num_out, out_dim
         self.routing_iterations, self.detach = routing_iterations, detach
         # Stored as (I, J*D, in_dim): one batched matmul over i computes all predictions.

@@ -1,13 +1,13 @@
 """`python -m capsnet_lib.download [--data-root DIR]`: fetch MNIST once (a no-op if it is there).
 
-A module of its own, not `python -m capsnet_lib.data`: the package imports data.py, and running an
-already imported module as a script makes Python warn about it.
+A command of its own, not `python -m capsnet_lib.data.mnist`: the package imports data/mnist.py, and running
+an already imported module as a script makes Python warn about it.
 """
 import argparse
 import sys
 
 from .cli import reports_errors
-from .data import DATA_ENV_VAR, DEFAULT_DATA_ROOT, SPLITS, data_root, load_mnist
+from .data.mnist import DATA_ENV_VAR, DEFAULT_DATA_ROOT, SPLITS, data_root, load_mnist
 
 
 @reports_errors

@@ -1,72 +1,26 @@
 """`python -m capsnet_lib.evaluate CHECKPOINT`: test accuracy, error count, per-class errors.
 
-The test set is for reporting only; choose checkpoints on the validation split (train.py does).
+The test set is for reporting only; choose checkpoints on the validation split (the training loop does).
 --dataset evaluates a model trained on translated 40x40 MNIST on that test set, or on our
-affNIST-style set, and a MultiMNIST model on MultiMNIST pairs (each a fixed set, see tasks.py);
+affNIST-style set, and a MultiMNIST model on MultiMNIST pairs (each a fixed set, see data/tasks.py);
 --affnist FILE on a real affNIST .mat file.
 """
 import argparse
 import sys
 
-import torch
-
 from .cli import reports_errors
-from .data import DATA_ENV_VAR, load_mnist, to_float
-from .model import IMAGE_SHAPE, NUM_CLASSES, predicted_classes
-from .precision import PRECISIONS, autocast
-from .runtime import in_layout, setup_runtime, tune_cpu_allocator
-from .tasks import TEST_SETS, select
-from .translated import load_affnist
-
-
-@torch.no_grad()
-def in_batches(model, images, work, batch_size=500, precision="fp32"):
-    """[work(rows, index) for each batch of `images`], with the model in eval mode (restored after)
-    and the precision's autocast."""
-    was_training = model.training
-    model.eval()
-    try:
-        results = []
-        for start in range(0, images.shape[0], batch_size):
-            index = slice(start, start + batch_size)
-            with autocast(images.device, precision):
-                results.append(work(images[index], index))
-        return results
-    finally:
-        model.train(was_training)
-
-
-def predict(model, images, batch_size=500, precision="fp32"):
-    """Predicted classes (N,) for uint8 images (N, 28, 28), on the images' device: the longest
-    digit capsule of a CapsNet, the largest logit of the baseline CNN."""
-    classes = lambda rows, _: predicted_classes(model, in_layout(to_float(rows)))
-    return torch.cat(in_batches(model, images, classes, batch_size, precision))
-
-
-def correct_on(task, model, images, targets, precision="fp32", batch_size=500):
-    """(N,) bool: which images of a task's fixed set (task.fixed_set) the model gets right. Stays
-    on the device: no host sync per batch."""
-    right = lambda rows, index: task.correct(model, rows, select(targets, index))
-    return torch.cat(in_batches(model, images, right, batch_size, precision))
-
-
-def accuracy(task, model, images, targets, precision="fp32", batch_size=500):
-    """The fraction of a task's fixed set that the model gets right (in the runtime's layout)."""
-    return correct_on(task, model, in_layout(images), targets, precision, batch_size).sum().item() / images.shape[0]
-
-
-def error_report(predictions, labels):
-    """{'accuracy', 'errors', 'total', 'errors_per_class': [10 counts by true class]}."""
-    wrong = predictions.cpu() != labels.cpu()
-    per_class = torch.bincount(labels.cpu()[wrong], minlength=NUM_CLASSES)
-    return {"accuracy": 1.0 - wrong.float().mean().item(), "errors": int(wrong.sum()),
-            "total": labels.numel(), "errors_per_class": per_class.tolist()}
+from .data.mnist import DATA_ENV_VAR, load_mnist, to_float
+from .data.tasks import TEST_SETS
+from .data.translated import load_affnist
+from .model import IMAGE_SHAPE
+from .training.checkpoint import load_checkpoint
+from .training.evaluation import accuracy, error_report, predict
+from .training.precision import PRECISIONS
+from .training.runtime import setup_runtime, tune_cpu_allocator
 
 
 @reports_errors
 def main(argv=None):
-    from .checkpoint import load_checkpoint
-
     p = argparse.ArgumentParser(prog="python -m capsnet_lib.evaluate", description=__doc__)
     p.add_argument("checkpoint", help="a .pt file written by capsnet_lib (e.g. runs/capsnet/best.pt)")
     p.add_argument("--split", default="test", choices=("test", "val"))
@@ -80,7 +34,7 @@ def main(argv=None):
     p.add_argument("--affnist", default=None, metavar="FILE", help="a real affNIST .mat file to evaluate on "
                    "instead (40x40; needs scipy)")
     args = p.parse_args(argv)
-    tune_cpu_allocator()     # a process-wide setting: the command owns its process (see runtime.py)
+    tune_cpu_allocator()     # a process-wide setting: the command owns its process (see training/runtime.py)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     runtime = setup_runtime(args.device, args.precision)

@@ -135,8 +135,8 @@ def check_decoder_input(decoder_input, model, images, labels):
 def check_lr_at(lr_at, config, steps=(1, 1000, 2000, 3000, 5000)):
     """Notebook 06: lr_at(step) against the real schedule. Steps between multiples of 2,000 tell a
     continuous decay from a staircase one."""
-    from .schedules import make_schedule
-    from .train import make_optimizer
+    from .training.schedules import make_schedule
+    from .training.loop import make_optimizer
 
     optimizer = make_optimizer(torch.nn.Linear(1, 1), config)
     schedule = make_schedule(optimizer, config)
@@ -162,7 +162,7 @@ def check_per_image_error(per_image_error, model, images):
 def check_centre_x(centre_x, images):
     """Notebook 08: the intensity-weighted mean column of (N, 28, 28) images, against the statistic
     the dimension measurement uses (the mean row, or an unnormalised sum, fails)."""
-    from .dimensions import STATISTICS, image_statistics
+    from .figures.dimensions import STATISTICS, image_statistics
     check("centre_x", centre_x(images), image_statistics(images)[:, STATISTICS.index("centre_x")], atol=1e-4,
           hint="multiply each pixel by its column index (the last axis), sum, divide by the summed intensity")
 

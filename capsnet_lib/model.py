@@ -137,13 +137,13 @@ class CapsNet(nn.Module):
         self.conv1 = nn.Conv2d(1, 256, kernel_size=9)
         self.primary_caps = PrimaryCaps()
         num_primary = self.primary_caps.num_types * primary_grid(image_size) ** 2
-        self.digit_caps = DigitCaps(num_in=num_primary, num_out=NUM_CLASSES, out_dim=DIGIT_CAPS_DIM,
-                                    routing_iterations=routing_iterations, detach=routing_detach, bias=routing_bias)
+        self.digit_caps = DigitCaps((num_primary, self.primary_caps.caps_dim), (NUM_CLASSES, DIGIT_CAPS_DIM),
+                                    routing_iterations, detach=routing_detach, bias=routing_bias)
         self.decoder = Decoder(image_size=image_size) if reconstruction else None
 
     def forward(self, images, labels=None, check_inputs=True):
         """check_inputs=False skips the input checks, for a caller that has checked already
-        (ensemble.py checks a stacked batch once: data-dependent checks cannot run under vmap)."""
+        (training/ensemble.py checks a stacked batch once: data-dependent checks cannot run under vmap)."""
         if check_inputs:
             check_images(images, self.config.image_size)
         if labels is not None:

@@ -1,94 +1,18 @@
 """`python -m capsnet_lib.sweep`: many independent trainings at once, one GPU kept busy.
 
-One CapsNet run at batch 128 leaves most of a large GPU idle: its step is bound by the host
-launching small kernels, not by the GPU. Several runs at once keep it busier. Each run here is a
-plain `run_training(config)` in its own thread (PyTorch releases the GIL while it works, so the
-runs' host work overlaps); every run writes exactly what `python -m capsnet_lib.train` writes
-(metrics.csv, best.pt, last.pt) into its own folder, and is resumable the same way: a sweep
-started again skips finished runs and continues unfinished ones from their last.pt.
-On a machine with several GPUs the runs are spread over them, `--parallel` per GPU.
+Each run writes exactly what `python -m capsnet_lib.train` writes into OUT/seed<N>, and is resumable
+the same way: a sweep started again skips finished runs and continues unfinished ones. On a machine
+with several GPUs the runs are spread over them, `--parallel` per GPU (experiments/sweep.py says why).
 
     python -m capsnet_lib.sweep --seeds 0 1 2 --parallel 3 --out runs/sweep --epochs 30
 """
-import csv
-import queue
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from pathlib import Path
 
-import torch
-
-from .cli import reports_errors
-from .device import pick_device
-from .runtime import tune_cpu_allocator
-from .train import build_parser, config_from_args, run_training
-
-
-def epochs_done(config):
-    """How many epochs the run in config.out has saved (0 for a new run)."""
-    metrics = Path(config.out) / "metrics.csv"
-    if not metrics.is_file() or not (Path(config.out) / "last.pt").is_file():
-        return 0
-    with open(metrics) as f:
-        rows = list(csv.DictReader(f))
-    return int(rows[-1]["epoch"]) if rows else 0
-
-
-def devices_for(device_name):
-    """The devices a sweep spreads over: every visible GPU for 'auto'/'cuda', else the one named."""
-    device = pick_device(device_name)
-    if device.type == "cuda" and device.index is None:
-        return [torch.device("cuda", k) for k in range(torch.cuda.device_count())]
-    return [device]
-
-
-def run_sweep(configs, parallel=1, log=print):
-    """Train every config (each with its own `out`), `parallel` at a time on each device.
-
-    Finished runs are skipped; unfinished ones resume. Returns {out: the metrics rows of the
-    epochs trained by this call} ([] for a run finished earlier).
-    """
-    outs = [str(Path(c.out)) for c in configs]
-    if len(set(outs)) != len(outs):
-        raise ValueError("every run of a sweep needs its own output folder; these repeat: "
-                         + ", ".join(sorted({o for o in outs if outs.count(o) > 1})))
-    if parallel < 1:
-        raise ValueError(f"parallel must be >= 1, got {parallel}")
-    done_before = {c.out: epochs_done(c) for c in configs}
-    todo = [c for c in configs if done_before[c.out] < c.epochs]
-    for c in configs:
-        if c not in todo:
-            log(f"{c.out}: finished earlier, skipped")
-    # One slot per (device, parallel run); a thread takes a free slot's device for each run.
-    free = queue.SimpleQueue()
-    slots = [d for d in (devices_for(todo[0].device) if todo else []) for _ in range(parallel)]
-    for device in slots:
-        free.put(device)
-
-    def one_run(config):
-        device = free.get()
-        try:
-            return _run_on(config, device, log)
-        finally:
-            free.put(device)
-
-    results = {c.out: [] for c in configs}
-    with ThreadPoolExecutor(max_workers=max(len(slots), 1)) as pool:
-        for config, history in zip(todo, pool.map(one_run, todo)):
-            results[config.out] = history[done_before[config.out]:]
-    return results
-
-
-def _run_on(config, device, log):
-    config = replace(config, device=str(device), resume=True)
-    started = time.perf_counter()
-    history = run_training(config)
-    best = max(history, key=lambda row: row["val_accuracy"]) if history else None
-    log(f"{config.out}: done in {time.perf_counter() - started:.1f} s"
-        + (f", best validation accuracy {best['val_accuracy']:.4%} at epoch {best['epoch']}" if best else ""))
-    return history
+from .cli import build_parser, config_from_args, reports_errors
+from .experiments.sweep import run_sweep
+from .training.runtime import tune_cpu_allocator
 
 
 @reports_errors

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from capsnet_lib.data import data_root, load_mnist, mnist_is_present, to_float
-from capsnet_lib.runtime import tune_cpu_allocator
+from capsnet_lib.data.mnist import data_root, load_mnist, mnist_is_present, to_float
+from capsnet_lib.training.runtime import tune_cpu_allocator
 
 tune_cpu_allocator()    # as the training command does for its process (runtime.py says why)
 

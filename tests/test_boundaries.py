@@ -5,11 +5,12 @@ import pytest
 import torch
 
 from capsnet_lib import BaselineCNN, CapsNet, load_pretrained, save_checkpoint
-from capsnet_lib.dimensions import dimension_effects
+from capsnet_lib.figures.dimensions import dimension_effects
 from capsnet_lib.evaluate import main as evaluate_main
-from capsnet_lib.translated import load_affnist
-from capsnet_lib.viz import perturb
-from capsnet_lib.web_export import export, main as web_export_main
+from capsnet_lib.data.translated import load_affnist
+from capsnet_lib.figures.viz import perturb
+from capsnet_lib.figures.web_export import export
+from capsnet_lib.web_export import main as web_export_main
 
 scipy_io = pytest.importorskip("scipy.io")
 
@@ -78,7 +79,7 @@ def test_a_web_export_that_fails_mid_write_leaves_the_old_set(tmp_path, monkeypa
             raise OSError(28, "No space left on device")
         with open(path, "wb") as f:
             write(f)
-    monkeypatch.setattr("capsnet_lib.web_export.atomic_write", failing_write)
+    monkeypatch.setattr("capsnet_lib.figures.web_export.atomic_write", failing_write)
     with pytest.raises(OSError):
         export(load_pretrained(), torch.full((2, 28, 28), 255, dtype=torch.uint8), torch.tensor([3, 4]), tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
@@ -113,7 +114,7 @@ def test_figure_helpers_refuse_a_baseline_model_or_a_class_out_of_range(model):
 
 
 def test_the_panel_refuses_a_baseline_model_and_images_of_the_wrong_shape(model):
-    panel = pytest.importorskip("capsnet_lib.panel")
+    panel = pytest.importorskip("capsnet_lib.figures.panel")
     with pytest.raises(TypeError, match="BaselineCNN"):
         panel.perturbation_panel(BaselineCNN(), torch.zeros(2, 1, 28, 28), torch.tensor([1, 2]))
     with pytest.raises(ValueError, match=r"\(B, 1, 28, 28\)"):
@@ -123,7 +124,7 @@ def test_the_panel_refuses_a_baseline_model_and_images_of_the_wrong_shape(model)
 
 
 def test_after_a_torchrun_process_group_is_left_only_rank_0_counts_as_main(monkeypatch):
-    from capsnet_lib import distributed
+    from capsnet_lib.training import distributed
     monkeypatch.setenv("RANK", "1")
     assert not distributed.is_main_process()
     monkeypatch.setenv("RANK", "0")

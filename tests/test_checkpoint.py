@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-import capsnet_lib.checkpoint as checkpoint
+import capsnet_lib.training.checkpoint as checkpoint
 from capsnet_lib import BaselineCNN, CapsNet, load_checkpoint, load_pretrained, save_checkpoint
 
 

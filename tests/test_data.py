@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from capsnet_lib import load_mnist, random_shift
-from capsnet_lib.data import VALIDATION_SIZE, batches
+from capsnet_lib.data.mnist import VALIDATION_SIZE, batches
 from capsnet_lib.download import main as download_main
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from capsnet_lib import load_pretrained
-from capsnet_lib.dimensions import STATISTICS, dimension_effects, image_statistics
+from capsnet_lib.figures.dimensions import STATISTICS, dimension_effects, image_statistics
 
 COLUMN = {name: k for k, name in enumerate(STATISTICS)}
 
@@ -60,7 +60,7 @@ def test_effects_perturb_only_the_chosen_capsule_and_match_decoding_by_hand(test
 
 def test_a_direction_moves_the_capsule_along_it_and_the_control_is_a_rotation(test_digits):
     """directions=eye is the axes; a random row u moves the capsule by +-0.25 u, decoded by hand."""
-    from capsnet_lib.dimensions import random_directions
+    from capsnet_lib.figures.dimensions import random_directions
     model = load_pretrained()
     with torch.no_grad():
         out = model(test_digits[0][:2])
@@ -82,7 +82,7 @@ def test_a_direction_moves_the_capsule_along_it_and_the_control_is_a_rotation(te
 
 
 def test_moved_capsules_moves_only_each_images_chosen_capsule():
-    from capsnet_lib.dimensions import moved_capsules
+    from capsnet_lib.figures.dimensions import moved_capsules
     caps = torch.randn(3, 10, 16)
     before = caps.clone()
     classes, offsets = torch.tensor([0, 5, 9]), torch.randn(3, 16)

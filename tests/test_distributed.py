@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from capsnet_lib import load_checkpoint
-from capsnet_lib.train import TrainConfig, check_shardable, run_training
+from capsnet_lib.training.config import TrainConfig
+from capsnet_lib.training.loop import check_shardable, run_training
 
 SETTINGS = ["--epochs", "2", "--batch-size", "32", "--train-limit", "199", "--val-limit", "64",
             "--device", "cpu", "--precision", "fp32", "--no-download", "--no-progress"]

@@ -1,17 +1,19 @@
-"""capsnet_lib.ensemble: K members trained as one step are K lone runs."""
+"""capsnet_lib.training.ensemble: K members trained as one step are K lone runs."""
 import csv
 
 import pytest
 import torch
 
 from capsnet_lib import load_checkpoint
-from capsnet_lib.data import load_mnist
-from capsnet_lib.ensemble import build_ensemble, ensemble_step, train_ensemble
+from capsnet_lib.data.mnist import load_mnist
+from capsnet_lib.training.ensemble import build_ensemble, ensemble_step, train_ensemble
 from capsnet_lib.evaluate import main as evaluate_main
-from capsnet_lib.runtime import setup_runtime
-from capsnet_lib.tasks import TASKS
-from capsnet_lib.train import TrainConfig, epoch_generator, make_model, make_optimizer, make_schedule, run_training
-from capsnet_lib.train import train_step
+from capsnet_lib.training.runtime import setup_runtime
+from capsnet_lib.data.tasks import TASKS
+from capsnet_lib.training.config import TrainConfig
+from capsnet_lib.training.loop import (epoch_generator, make_model, make_optimizer, objective, run_training,
+                                      train_step)
+from capsnet_lib.training.schedules import make_schedule
 
 MEMBERS = [dict(seed=0), dict(seed=1, reconstruction=False), dict(seed=2, reconstruction_weight=0.001)]
 
@@ -30,8 +32,7 @@ def lone_losses(config, train_x, train_y, steps):
     losses = []
     batches = TASKS["mnist"].batches(train_x, train_y, config.batch_size, epoch_generator(config, 0, train_x.device))
     for _, (images, labels) in zip(range(steps), batches):
-        losses.append(train_step(model, optimizer, images, labels, runtime.precision,
-                                 reconstruction_weight=config.reconstruction_weight).item())
+        losses.append(train_step(model, optimizer, images, labels, runtime.precision, objective(config)).item())
         schedule.step()
     return losses
 

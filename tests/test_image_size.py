@@ -5,7 +5,7 @@ import torch
 
 from capsnet_lib import CapsNet, load_checkpoint, load_pretrained, save_checkpoint
 from capsnet_lib.model import primary_grid
-from capsnet_lib.viz import perturb
+from capsnet_lib.figures.viz import perturb
 
 
 @pytest.mark.parametrize("size, grid", [(28, 6), (36, 10), (40, 12)])

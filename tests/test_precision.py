@@ -34,9 +34,9 @@ def test_bf16_training_step_keeps_routing_and_losses_in_float32(seeded):
 
 
 def test_auto_precision_is_fp32_where_bf16_is_not_fast(monkeypatch):
-    monkeypatch.setattr("capsnet_lib.precision.cpu_has_fast_bf16", lambda: False)
+    monkeypatch.setattr("capsnet_lib.training.precision.cpu_has_fast_bf16", lambda: False)
     assert resolve_precision("auto", "cpu") == "fp32"
-    monkeypatch.setattr("capsnet_lib.precision.cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr("capsnet_lib.training.precision.cpu_has_fast_bf16", lambda: True)
     assert resolve_precision("auto", "cpu") == "bf16"
     assert resolve_precision("auto", "mps") == "fp32"
     # On CUDA bf16 trained slower than fp32 with TF32 convolutions (H200, benchmarks/train_step.py).

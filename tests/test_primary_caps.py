@@ -63,7 +63,7 @@ def test_a_forward_hook_on_the_primary_conv_fires_on_cpu_and_can_replace_its_out
 
 
 def test_the_polyphase_path_is_taken_only_where_it_is_valid(seeded):
-    from capsnet_lib.strided_conv import PolyphaseConv2d
+    from capsnet_lib.kernels.strided_conv import PolyphaseConv2d
     x = torch.randn(1, 4, 12, 12)
     assert PolyphaseConv2d(4, 4, 3, stride=2).polyphase_valid(x)
     for settings in (dict(stride=1), dict(stride=2, padding=1), dict(stride=2, dilation=2), dict(stride=2, groups=2),
@@ -84,7 +84,7 @@ def test_the_shipped_checkpoint_still_loads_into_the_primary_conv():
 @pytest.mark.parametrize("flags, taken", [("fpu avx512f avx512_bf16 amx_bf16 amx_tile", True),
                                           ("fpu avx512f avx512_bf16", False)])
 def test_the_polyphase_path_is_chosen_where_it_measured_faster(monkeypatch, flags, taken):
-    from capsnet_lib import strided_conv
+    from capsnet_lib.kernels import strided_conv
     monkeypatch.setattr(strided_conv, "cpu_info", lambda field: flags)
     strided_conv.polyphase_pays_off.cache_clear()
     try:

@@ -6,10 +6,11 @@ import sys
 import pytest
 import torch
 
-import capsnet_lib.train as train
+import capsnet_lib.training.loop as loop
 from capsnet_lib import load_checkpoint, load_pretrained, margin_loss, reconstruction_loss
-from capsnet_lib.data import load_mnist
-from capsnet_lib.train import main as train_main, run_training
+from capsnet_lib.data.mnist import load_mnist
+from capsnet_lib.train import main as train_main
+from capsnet_lib.training.loop import run_training
 from test_train import tiny
 
 
@@ -93,13 +94,13 @@ def test_an_out_that_is_a_file_is_refused_in_one_line(tmp_path, capsys):
 
 def test_a_diverging_run_stops_before_saving_anything_non_finite(tmp_path, mnist_root, monkeypatch):
     run_training(one_epoch(tmp_path))
-    real_step, calls = train.train_step, []
+    real_step, calls = loop.train_step, []
 
     def nan_in_epoch_two(*args, **kwargs):
         calls.append(1)
         loss = real_step(*args, **kwargs)
         return loss * float("nan") if len(calls) == 2 else loss
-    monkeypatch.setattr(train, "train_step", nan_in_epoch_two)
+    monkeypatch.setattr(loop, "train_step", nan_in_epoch_two)
     with pytest.raises(ValueError, match="training diverged: the loss became inf or nan by step 4"):
         run_training(one_epoch(tmp_path, resume=True, epochs=2))
     saved = load_checkpoint(tmp_path / "last.pt")
@@ -201,7 +202,7 @@ def test_a_checkpoint_with_overwritten_weight_bytes_fails_its_checksum(tmp_path,
     (dict(config={"routing_iterations": 200000, "reconstruction": False}), r"unusable model config .*routing_iterations must be an integer in 1..100, got 200000"),
 ])
 def test_malformed_checkpoint_payloads_get_one_line_errors(tmp_path, payload_changes, message):
-    from capsnet_lib.checkpoint import FORMAT, VERSION
+    from capsnet_lib.training.checkpoint import FORMAT, VERSION
     payload = {"format": FORMAT, "version": VERSION, "config": {"routing_iterations": 3, "reconstruction": False},
                "state_dict": {}, "extra": {}}
     payload.update({k: v for k, v in payload_changes.items()})
@@ -213,7 +214,7 @@ def test_malformed_checkpoint_payloads_get_one_line_errors(tmp_path, payload_cha
 
 def test_a_state_dict_of_another_architecture_names_the_keys(tmp_path, seeded):
     from capsnet_lib import CapsNet
-    from capsnet_lib.checkpoint import FORMAT, VERSION
+    from capsnet_lib.training.checkpoint import FORMAT, VERSION
     state = CapsNet(reconstruction=False).state_dict()
     state["extra_layer.weight"] = torch.zeros(3)
     del state["conv1.bias"]
@@ -239,7 +240,7 @@ def test_resume_rebuilds_a_metrics_csv_left_a_row_short(tmp_path, mnist_root):
 
 
 def test_a_full_disk_while_saving_gets_one_line_and_keeps_the_old_file(tmp_path, seeded, monkeypatch):
-    import capsnet_lib.checkpoint as checkpoint
+    import capsnet_lib.training.checkpoint as checkpoint
     from capsnet_lib import CapsNet, save_checkpoint
     save_checkpoint(tmp_path / "last.pt", CapsNet(reconstruction=False))
     before = (tmp_path / "last.pt").read_bytes()
@@ -270,7 +271,7 @@ def test_the_pretrained_model_works_under_a_float64_default_dtype(test_digits):
 
 def test_unknown_devices_and_a_zero_batch_are_refused_in_one_line(tmp_path, capsys):
     from capsnet_lib import pick_device
-    from capsnet_lib.checkpoint import pretrained_path
+    from capsnet_lib.training.checkpoint import pretrained_path
     from capsnet_lib.evaluate import main as evaluate_main
     with pytest.raises(ValueError, match="unknown device 'meta'"):
         pick_device("meta")

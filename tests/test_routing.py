@@ -111,7 +111,7 @@ def test_undetached_routing_sends_gradient_through_every_iteration(seeded):
 
 
 def test_digit_caps_predictions_are_w_ij_times_u_i(seeded):
-    layer = DigitCaps(num_in=5, in_dim=8, num_out=3, out_dim=16)
+    layer = DigitCaps(in_caps=(5, 8), out_caps=(3, 16))
     u = torch.randn(2, 5, 8)
     u_hat = layer.predictions(u)
     W = layer.W.view(5, 3, 16, 8)                              # W_ij is (16, 8)
@@ -134,7 +134,7 @@ def test_routing_rejects_fewer_than_one_iteration(bad):
 
 
 def test_digit_caps_predictions_equal_the_einsum_of_eq_2(seeded):
-    caps = DigitCaps(num_in=6, in_dim=8, num_out=3, out_dim=4)
+    caps = DigitCaps(in_caps=(6, 8), out_caps=(3, 4))
     u = torch.randn(5, 6, 8)
     W = caps.W.view(6, 3, 4, 8)
     by_hand = torch.stack([torch.stack([torch.stack([W[i, j] @ u[b, i] for j in range(3)])   # u_hat_j|i = W_ij u_i
@@ -159,7 +159,7 @@ def test_a_routing_bias_is_added_to_every_s_j_before_the_squash(seeded):
 
 def test_digit_caps_route_with_their_own_detach_and_bias_settings(seeded):
     u = squash(torch.randn(2, 6, 8))
-    plain, authors = DigitCaps(6, 8, 3, 4), DigitCaps(6, 8, 3, 4, detach=False, bias=True)
+    plain, authors = DigitCaps((6, 8), (3, 4)), DigitCaps((6, 8), (3, 4), detach=False, bias=True)
     authors.W.data.copy_(plain.W.data)
     assert plain.bias is None and authors.bias.shape == (3, 4)
     v_plain, c_plain = plain(u)

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 import capsnet_lib as cl
-from capsnet_lib.schedules import steps_per_epoch
-from capsnet_lib.train import run_training
+from capsnet_lib.training.schedules import steps_per_epoch
+from capsnet_lib.training.loop import run_training
 from test_train import tiny
 
 
@@ -79,14 +79,14 @@ def test_a_run_of_the_paper_schedule_refuses_a_cosine_resume(tmp_path, mnist_roo
 # --- named recipes ---------------------------------------------------------------------------------
 
 def test_the_paper_recipe_is_the_configs_default():
-    from capsnet_lib.recipes import RECIPES
+    from capsnet_lib.training.recipes import RECIPES
     assert cl.TrainConfig.from_recipe("paper") == cl.TrainConfig()
     assert all(getattr(cl.TrainConfig(), name) == value for name, value in RECIPES["paper"].items())
 
 
 def test_a_recipe_fills_only_the_flags_not_given_and_the_checkpoint_records_it(tmp_path, mnist_root):
-    from capsnet_lib.train import build_parser, config_from_args
-    parser = build_parser()
+    from capsnet_lib.cli import build_parser, config_from_args
+    parser = build_parser("python -m capsnet_lib.train", "")
     fast = config_from_args(parser.parse_args(["--recipe", "fast"]))
     assert (fast.recipe, fast.schedule, fast.lr, fast.epochs, fast.warmup_steps) == ("fast", "cosine", 3e-3, 6, 200)
     changed = config_from_args(parser.parse_args(["--recipe", "fast", "--lr", "2e-3", "--epochs", "2"]))

@@ -5,12 +5,13 @@ import pytest
 import torch
 
 from capsnet_lib import BaselineCNN, CapsNet, load_mnist, save_checkpoint
-from capsnet_lib.evaluate import accuracy
-from capsnet_lib.multimnist import redraw_pair
-from capsnet_lib.robustness import BIN_EDGES, affine_results, binned_accuracy, main as robustness_main
-from capsnet_lib.tasks import TEST_SETS
-from capsnet_lib.translated import AFFNIST_STYLE
-from capsnet_lib.viz import two_colour_overlay
+from capsnet_lib.training.evaluation import accuracy
+from capsnet_lib.data.multimnist import redraw_pair
+from capsnet_lib.experiments.robustness import BIN_EDGES, affine_results, binned_accuracy
+from capsnet_lib.robustness import main as robustness_main
+from capsnet_lib.data.tasks import TEST_SETS
+from capsnet_lib.data.translated import AFFNIST_STYLE
+from capsnet_lib.figures.viz import two_colour_overlay
 
 
 def test_binned_accuracy_counts_each_value_once_with_the_last_edge_inside():

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from capsnet_lib import load_mnist, load_pretrained
-from capsnet_lib.web_export import export
+from capsnet_lib.figures.web_export import export
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURE4 = ROOT / "docs" / "_static" / "figure4"

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from capsnet_lib.strided_conv import polyphase_grad_input, strided_conv2d
+from capsnet_lib.kernels.strided_conv import polyphase_grad_input, strided_conv2d
 
 
 @pytest.mark.parametrize("stride, kernel, size", [(2, 9, 20), (2, 4, 11), (3, 5, 13)])

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from capsnet_lib import load_checkpoint
-from capsnet_lib.sweep import main as sweep_main, run_sweep
-from capsnet_lib.train import run_training
+from capsnet_lib.experiments.sweep import run_sweep
+from capsnet_lib.sweep import main as sweep_main
+from capsnet_lib.training.loop import run_training
 from test_train import tiny as tiny_run
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from capsnet_lib import BaselineCNN, load_checkpoint
-from capsnet_lib.table1 import ROWS, main as table1_main
+from capsnet_lib.experiments.table1 import ROWS
+from capsnet_lib.table1 import main as table1_main
 
 QUICK = ["--seeds", "2", "--epochs", "1", "--batch-size", "32", "--train-limit", "64", "--val-limit", "32",
          "--test-limit", "50", "--device", "cpu", "--precision", "fp32", "--no-download", "--parallel", "2"]
@@ -43,14 +44,14 @@ def test_each_row_trains_the_model_it_names(table):
 def test_the_test_set_is_evaluated_once_per_run(table, monkeypatch, capsys):
     stored = (table / "routing3_recon" / "seed0" / "test.json").read_text()
     assert json.loads(stored)["test_images"] == 50
-    monkeypatch.setattr("capsnet_lib.table1.predict", lambda *a, **k: pytest.fail("test set evaluated again"))
+    monkeypatch.setattr("capsnet_lib.experiments.table1.predict", lambda *a, **k: pytest.fail("test set evaluated again"))
     assert table1_main(QUICK + ["--out", str(table)]) == 0          # everything finished: only reads
     assert (table / "routing3_recon" / "seed0" / "test.json").read_text() == stored
     assert "finished earlier, skipped" in capsys.readouterr().err
 
 
 def test_the_routing_table_trains_each_variant_as_it_names(tmp_path, mnist_root):
-    from capsnet_lib.table1 import ROUTING_ROWS
+    from capsnet_lib.experiments.table1 import ROUTING_ROWS
     out = tmp_path / "routing"
     quick = ["--seeds", "1", "--epochs", "1", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",
              "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download", "--parallel", "1"]

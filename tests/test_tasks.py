@@ -4,10 +4,13 @@ import pytest
 import torch
 
 from capsnet_lib import load_checkpoint, load_mnist
-from capsnet_lib.evaluate import accuracy, main as evaluate_main
-from capsnet_lib.budget import epoch_seconds
-from capsnet_lib.tasks import TASKS, TEST_SETS
-from capsnet_lib.train import TrainConfig, main as train_main, run_training
+from capsnet_lib.evaluate import main as evaluate_main
+from capsnet_lib.training.evaluation import accuracy
+from capsnet_lib.training.budget import epoch_seconds
+from capsnet_lib.data.tasks import TASKS, TEST_SETS
+from capsnet_lib.train import main as train_main
+from capsnet_lib.training.config import TrainConfig
+from capsnet_lib.training.loop import run_training
 
 
 def quick(out, root, **changes):

@@ -5,10 +5,12 @@ import sys
 import pytest
 import torch
 
-import capsnet_lib.train as train
+import capsnet_lib.training.loop as loop
 from capsnet_lib import load_checkpoint
 from capsnet_lib.evaluate import main as evaluate_main
-from capsnet_lib.train import TrainConfig, main as train_main, run_training
+from capsnet_lib.train import main as train_main
+from capsnet_lib.training.config import TrainConfig
+from capsnet_lib.training.loop import run_training
 
 
 def tiny(out, **changes):
@@ -47,14 +49,14 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, mnist_root):
 
 def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, mnist_root, monkeypatch):
     run_training(tiny(tmp_path / "whole"))
-    real_step, calls = train.train_step, []
+    real_step, calls = loop.train_step, []
 
     def killed_in_epoch_two(*args, **options):
         calls.append(1)
         if len(calls) == 11:                      # step 3 of epoch 2
             raise KeyboardInterrupt
         return real_step(*args, **options)
-    monkeypatch.setattr(train, "train_step", killed_in_epoch_two)
+    monkeypatch.setattr(loop, "train_step", killed_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
         run_training(tiny(tmp_path / "killed"))
     monkeypatch.undo()
@@ -65,14 +67,14 @@ def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, mnist
 
 def test_model_selection_uses_validation_never_test(tmp_path, mnist_root, monkeypatch):
     asked = []
-    real_load = train.load_mnist
-    monkeypatch.setattr(train, "load_mnist", lambda split, *a: asked.append(split) or real_load(split, *a))
+    real_load = loop.load_mnist
+    monkeypatch.setattr(loop, "load_mnist", lambda split, *a: asked.append(split) or real_load(split, *a))
     history = run_training(tiny(tmp_path / "run", epochs=3))
     assert sorted(set(asked)) == ["train", "val"]
     best = load_checkpoint(tmp_path / "run" / "best.pt").extra
     assert best["val_accuracy"] == max(row["val_accuracy"] for row in history)
     rows = list(csv.DictReader(open(tmp_path / "run" / "metrics.csv")))
-    assert list(rows[0]) == list(train.METRICS) and len(rows) == 3
+    assert list(rows[0]) == list(loop.METRICS) and len(rows) == 3
 
 
 def test_short_training_run_beats_90_percent_validation_accuracy(tmp_path, mnist_root):

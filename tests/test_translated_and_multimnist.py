@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from capsnet_lib import load_mnist, margin_loss
-from capsnet_lib.multimnist import pairs, present, two_digit_correct, two_digit_margin_loss
-from capsnet_lib.translated import AFFNIST_STYLE, affine_transformed, load_affnist, place, transform, translated
+from capsnet_lib.data.multimnist import pairs, present, two_digit_correct, two_digit_margin_loss
+from capsnet_lib.data.translated import AFFNIST_STYLE, affine_transformed, load_affnist, place, transform, translated
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import torch
 matplotlib.use("Agg")
 
 from capsnet_lib import CapsNet, load_pretrained
-from capsnet_lib.panel import perturbation_panel
-from capsnet_lib.viz import PERTURBATION_STEPS, perturb, plot_perturbation_grid, plot_reconstructions
+from capsnet_lib.figures.panel import perturbation_panel
+from capsnet_lib.figures.viz import PERTURBATION_STEPS, perturb, plot_perturbation_grid, plot_reconstructions
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 RUN_FILES = ("last.pt", "best.pt", "metrics.csv")
 LOCK_FILE = ".lock"
 # What a resumed run may change: none of these alters the numbers it computes.
-# precision is compared as resolved ('auto' may mean fp32 or bf16), see train.py.
+# precision is compared as resolved ('auto' may mean fp32 or bf16), see loop.py.
 RESUMABLE_CHANGES = ("epochs", "max_steps", "device", "progress", "download", "data_root", "out", "resume",
                      "overwrite", "precision", "deadline")
 

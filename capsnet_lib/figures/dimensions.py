@@ -2,7 +2,7 @@
 image statistics of the two ends (the quantitative version of the paper's Figure 4)."""
 import torch
 
-from .model import DIGIT_CAPS_DIM, check_digit_caps, check_labels, require_decoder
+from ..model import DIGIT_CAPS_DIM, check_digit_caps, check_labels, require_decoder
 
 STATISTICS = ("ink", "width", "height", "slant", "centre_x", "centre_y")
 

@@ -8,8 +8,8 @@ its own capsule. Generated on the fly, on the images' device, from a seeded gene
 import torch
 import torch.nn.functional as F
 
-from .data import random_shift
-from .losses import margin_loss_targets, reconstruction_loss
+from ..losses import margin_loss_targets, reconstruction_loss
+from .mnist import random_shift
 
 SIZE, MAX_SHIFT = 36, 4
 

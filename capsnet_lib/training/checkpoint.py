@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
+from ..model import complete_config, model_from_config
 from .files import atomic_write
-from .model import complete_config, model_from_config
 
 FORMAT = "capsnet_lib/checkpoint"
 VERSION = 1

@@ -1,6 +1,6 @@
 """What a training run learns from: MNIST (Sec. 5), translated 40x40 MNIST (Sec. 5.2) or MultiMNIST
 (Sec. 6). A task turns the raw uint8 MNIST digits of a split into batches, a loss and an accuracy;
-train.py and evaluate.py stay the same for all three.
+the training loop and evaluation stay the same for all three.
 
 The validation and test sets of the generated tasks are fixed: made once from the split's digits
 with a generator seeded by FIXED_SEED, so every run is selected and tested on the same images.
@@ -8,9 +8,9 @@ with a generator seeded by FIXED_SEED, so every run is selected and tested on th
 import torch
 import torch.nn.functional as F
 
-from .data import batches, to_float
-from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss
-from .model import BaselineCNN, predicted_classes
+from ..losses import RECONSTRUCTION_WEIGHT, capsnet_loss
+from ..model import BaselineCNN, predicted_classes
+from .mnist import batches, to_float
 from .multimnist import pairs, two_digit_correct, two_digit_margin_loss, two_digit_reconstruction_loss
 from .translated import affine_transformed, translated
 

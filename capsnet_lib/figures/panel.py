@@ -6,8 +6,8 @@ import ipywidgets as widgets
 import matplotlib.image
 import torch
 
+from ..model import DIGIT_CAPS_DIM, check_images, check_labels, require_decoder
 from .dimensions import decode_moved, moved_capsules
-from .model import DIGIT_CAPS_DIM, check_images, check_labels, require_decoder
 
 
 def image_png(image, scale=8):

@@ -15,7 +15,7 @@ a fixed test set.
 import torch
 import torch.nn.functional as F
 
-from .data import shift
+from .mnist import shift
 
 CANVAS = 40
 AFFNIST_STYLE = {"rotation_degrees": 20.0, "shear": 0.2, "scale": (0.8, 1.2)}

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
+from ..data.mnist import VALIDATION_SIZE
+from ..data.tasks import TASKS
 from . import run_folder
-from .data import VALIDATION_SIZE
 from .ensemble import build_ensemble, ensemble_accuracies, ensemble_step, step_key
+from .files import atomic_write_text
+from .loop import make_model, make_optimizer, objective, train_step
 from .runtime import setup_runtime
 from .schedules import steps_per_epoch
-from .tasks import TASKS
-from .files import atomic_write_text
-from .train import make_model, make_optimizer, train_step
 
 
 def _timed(step, device, steps):
@@ -60,8 +60,7 @@ def epoch_seconds(configs, steps=3):
         images, targets = next(iter(task.batches(*digits(batch), batch, torch.Generator(device=device))))
         model = runtime.move_model(make_model(config))
         optimizer = make_optimizer(model, config)
-        step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision,
-                                  reconstruction_weight=config.reconstruction_weight, task=task)
+        step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision, objective(config))
         validate = torch.no_grad()(lambda: task.correct(model.eval(), runtime.images(val_images), val_targets).sum().item())
     seconds = train_steps * _timed(step, device, steps)
     return seconds + val_batches * _timed(validate, device, 1)

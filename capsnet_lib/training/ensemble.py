@@ -5,7 +5,7 @@ kernels (H200: 26k images/s for the whole step, 150k for its PrimaryCaps convolu
 `torch.func.vmap` runs the K members' steps as one, so every kernel does K members' work.
 
 Each member is exactly a lone `python -m capsnet_lib.train` run of its config:
-- its initial weights: torch.manual_seed(seed), then the model, as train.py builds it;
+- its initial weights: torch.manual_seed(seed), then the model, as the training loop builds it (loop.make_model);
 - its data: its own generator seeded by (seed, epoch) (train.epoch_generator), so it sees a lone
   run's batch order and shifts;
 - its Adam: Adam is elementwise, so one Adam over the stacked weights is K lone Adams;
@@ -32,15 +32,16 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
+from ..data.tasks import TASKS
+from ..losses import capsnet_loss
+from ..model import check_images, check_labels
 from . import distributed, run_folder
+from .config import TrainConfig
 from .files import remove_stale_temp_files
-from .losses import capsnet_loss
-from .model import check_images, check_labels
+from .loop import (RunState, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
+                   load_resumable, make_model, make_optimizer, past_deadline, run_meta)
 from .runtime import setup_runtime
 from .schedules import make_schedule
-from .tasks import TASKS
-from .train import (RunState, TrainConfig, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
-                    load_resumable, make_model, make_optimizer, past_deadline)
 
 MEMBER_FIELDS = ("seed", "out", "reconstruction", "reconstruction_weight")   # what may differ between members
 SHARED_FIELDS = tuple(f.name for f in fields(TrainConfig) if f.name not in MEMBER_FIELDS)
@@ -185,7 +186,7 @@ def _save_members(ensemble, rows, runtime):
         ensemble.histories[k].append(row)
         state = RunState(ensemble.histories[k], ensemble.step, ensemble.epoch, ensemble.best[k])
         optimization = {"optimizer": member_optimizer_state(ensemble, k, optimizer_state), "schedule": schedule_state}
-        _save(Path(config.out), member, state, optimization, config, runtime, ensemble_size=ensemble.size)
+        _save(Path(config.out), member, state, optimization, run_meta(config, runtime, ensemble_size=ensemble.size))
         ensemble.best[k] = max(ensemble.best[k], row["val_accuracy"])
 
 

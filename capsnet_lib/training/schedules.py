@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from .data import TRAIN_SIZE
+from ..data.mnist import TRAIN_SIZE
 
 SCHEDULES = ("exponential", "cosine", "linear")
 

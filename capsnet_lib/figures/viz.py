@@ -8,8 +8,8 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
+from ..model import NUM_CLASSES, check_digit_caps, require_decoder
 from .dimensions import decode_moved
-from .model import NUM_CLASSES, check_digit_caps, require_decoder
 
 
 PERTURBATION_STEPS = torch.arange(-5, 6) * 0.05   # Fig. 4: steps of 0.05 in [-0.25, 0.25], 0 exactly

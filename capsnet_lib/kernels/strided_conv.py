@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .device import cpu_info
+from ..training.device import cpu_info
 
 
 def polyphase_grad_input(grad_out, weight, stride, input_shape):
@@ -78,7 +78,7 @@ class PolyphaseConv2d(nn.Conv2d):
     polyphase_pays_off() (CPUs with AMX). Elsewhere it is nn.Conv2d itself. The choice sits inside
     forward, so hooks, pruning and tracing see the same module, and the parameters and state_dict
     keys are nn.Conv2d's. `polyphase` on a module forces the choice: True takes the path wherever
-    it is valid, False never (ensemble.py: its autograd Function has no vmap rule)."""
+    it is valid, False never (training/ensemble.py: its autograd Function has no vmap rule)."""
     polyphase = None            # None: where it pays off
 
     def polyphase_valid(self, x):
