@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .capsules import DigitCaps, PrimaryCaps, capsule_length, check_routing_iterations
+from .capsules import DigitCaps, PrimaryCaps, capsule_length
 
 NUM_CLASSES = 10
 DIGIT_CAPS_DIM = 16                 # the pose of a digit capsule (Sec. 4)
@@ -127,7 +127,6 @@ class CapsNet(nn.Module):
     def __init__(self, routing_iterations=3, reconstruction=True, routing_detach=True, routing_bias=False,
                  image_size=28):
         super().__init__()
-        check_routing_iterations(routing_iterations)
         for name, value in (("routing_detach", routing_detach), ("routing_bias", routing_bias)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be True or False, got {value!r}")
