@@ -2,13 +2,8 @@
 
     python -m capsnet_lib.web_export --out docs/_static/figure4
 
-Writes, from the shipped model (or --checkpoint) and the first --digits test images:
-- decoder.bin: the decoder's weights and biases in float16, little-endian, one layer after the
-  other (weight (out, in) row-major, then bias (out,)), as decoder.json lists them;
-- decoder.json: those layers' names, shapes, byte offsets and activations;
-- digits.json: for each digit its 28x28 pixels (base64 of uint8), label, prediction and its ten
-  16D digit capsules (base64 of float16, little-endian, (10, 16) row-major), which the page
-  perturbs and decodes.
+Writes decoder.bin, decoder.json and digits.json, from the shipped model (or --checkpoint) and the
+first --digits test images; figures/web_export.py describes their format.
 """
 import argparse
 import sys

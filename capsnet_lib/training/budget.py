@@ -59,8 +59,8 @@ def epoch_seconds(configs, steps=3):
     else:
         images, targets = next(iter(task.batches(*digits(batch), batch, torch.Generator(device=device))))
         model = runtime.move_model(make_model(config))
-        optimizer = make_optimizer(model, config)
-        step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision, objective(config))
+        optimizer, loss_fn = make_optimizer(model, config), objective(config)
+        step = lambda: train_step(model, optimizer, runtime.images(images), targets, runtime.precision, loss_fn)
         validate = torch.no_grad()(lambda: task.correct(model.eval(), runtime.images(val_images), val_targets).sum().item())
     seconds = train_steps * _timed(step, device, steps)
     return seconds + val_batches * _timed(validate, device, 1)

@@ -1,7 +1,4 @@
-"""TrainConfig: one training run's settings, and the one place every option is checked.
-
-The optimisation settings default to the paper's recipe; recipes.py names the others.
-"""
+"""TrainConfig: one training run's settings, and the one place every option is checked."""
 import math
 from dataclasses import dataclass
 
