@@ -47,6 +47,8 @@ def build_parser(prog, description, exclude=()):
     add("lr_decay", "--lr-decay", type=float, default=None, help="exponential decay factor ...")
     add("lr_decay_steps", "--lr-decay-steps", type=int, default=None, help="... applied every this many steps")
     add("warmup_steps", "--warmup-steps", type=int, default=None, help="linear lr warm-up from ~0 over these steps")
+    add("ema", "--ema", type=float, default=None, metavar="DECAY",
+        help="validate and save an exponential moving average of the weights (e.g. 0.999); default: the recipe's")
     add("model", "--model", default=d.model, choices=MODELS, help="capsnet, or the paper's baseline CNN")
     add("dataset", "--dataset", default=d.dataset, choices=list(TASKS),
         help="mnist (Sec. 5), translated40 (Sec. 5.2) or multimnist (Sec. 6)")

@@ -24,6 +24,7 @@ class TrainConfig:
     lr_decay: float = 0.96          # exponential: lr = lr * lr_decay ** (step / lr_decay_steps)
     lr_decay_steps: int = 2000
     warmup_steps: int = 0           # a linear warm-up from ~0 to lr over this many steps
+    ema: float = None               # validate and save an EMA of the weights with this decay (averaging.py)
     model: str = "capsnet"          # or "baseline_cnn", the paper's CNN of Sec. 5
     dataset: str = "mnist"          # or "translated40" (Sec. 5.2) or "multimnist" (Sec. 6); see data/tasks.py
     routing_iterations: int = 3
@@ -72,6 +73,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0, got {self.lr}")
         if not (math.isfinite(self.lr_decay) and 0 < self.lr_decay <= 1):
             raise ValueError(f"lr_decay must be in (0, 1] (1 keeps the lr constant), got {self.lr_decay}")
+        if self.ema is not None and not (math.isfinite(self.ema) and 0 < self.ema < 1):
+            raise ValueError(f"ema must be a decay in (0, 1), such as 0.999, when given; got {self.ema}")
         if not (math.isfinite(self.reconstruction_weight) and self.reconstruction_weight >= 0):
             raise ValueError(f"reconstruction_weight must be a finite number >= 0, got {self.reconstruction_weight}")
         if not 0 <= self.seed <= MAX_SEED:

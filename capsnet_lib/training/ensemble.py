@@ -54,6 +54,8 @@ def check_ensemble(configs):
     for config in configs:
         config.check()
     first = configs[0]
+    if first.ema is not None:
+        raise ValueError("an ensemble does not average weights (--ema); train such runs one by one")
     differ = sorted({f"{name} ({getattr(first, name)!r} in {first.out}, {getattr(c, name)!r} in {c.out})"
                      for c in configs[1:] for name in SHARED_FIELDS if getattr(c, name) != getattr(first, name)})
     if differ:

@@ -20,6 +20,7 @@ from ..data.mnist import load_mnist
 from ..data.tasks import TASKS
 from ..model import BaselineCNN, CapsNet
 from . import distributed, run_folder
+from .averaging import WeightAverage
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .device import hardware_name, pick_device
@@ -31,6 +32,7 @@ from .schedules import make_schedule
 
 METRICS = ("epoch", "step", "train_loss", "val_accuracy", "lr", "epoch_seconds", "images_per_second",
            "val_seconds")
+EMA_METRICS = ("live_val_accuracy",)   # with --ema, val_accuracy is the average's, and this the live weights'
 RESUME_STATE = ("epoch", "step", "best", "history", "optimizer", "schedule", "train_config", "precision")
 _seed_lock = threading.Lock()
 
@@ -114,6 +116,7 @@ class Loop:
     optimizer: torch.optim.Optimizer
     schedule: object                              # a torch.optim.lr_scheduler
     state: RunState
+    average: WeightAverage = None                 # with config.ema: the weights validated and saved as best.pt
 
 
 def _train(config, device, parallel, on_epoch_end):
@@ -123,12 +126,13 @@ def _train(config, device, parallel, on_epoch_end):
         torch.manual_seed(config.seed)
         model = runtime.move_model(make_model(config))
     optimizer = make_optimizer(model, config)
-    loop = Loop(config, runtime, model, optimizer, make_schedule(optimizer, config), RunState())
+    average = WeightAverage(model, config.ema) if config.ema is not None else None
+    loop = Loop(config, runtime, model, optimizer, make_schedule(optimizer, config), RunState(), average)
     resuming = config.resume and (out / "last.pt").is_file() and not config.overwrite
     if resuming:
         loop.state = _resume(out, loop)
     if main_process and resuming:
-        atomic_write_csv(out / "metrics.csv", METRICS, loop.state.history)   # a kill between last.pt and metrics.csv
+        atomic_write_csv(out / "metrics.csv", metrics_columns(loop.state.history), loop.state.history)   # a kill between last.pt and metrics.csv
     if main_process:
         print(f"training on {device} in {runtime.precision} (asked: {config.precision})"
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
@@ -144,12 +148,14 @@ def _train(config, device, parallel, on_epoch_end):
     while loop.state.epoch < config.epochs:
         if config.max_steps is not None and loop.state.step >= config.max_steps:
             break
-        row = _epoch(loop, train_x, train_y, lambda: _validate(task, model, val_images, val_targets, runtime.precision))
+        row = _epoch(loop, train_x, train_y, lambda: _validate(task, _validated(loop, model), val_images, val_targets,
+                                                                  runtime.precision))
         if not main_process:
             continue
-        _save(out, model, loop.state, _optimization(loop), run_meta(config, runtime))
+        _save(out, model, loop.state, _optimization(loop), run_meta(config, runtime), average and average.module)
         loop.state.best = max(loop.state.best, row["val_accuracy"])
-        print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}, "
+        live = f" (live weights {row['live_val_accuracy']:.4%})" if "live_val_accuracy" in row else ""
+        print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}{live}, "
               f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
               f"{row['images_per_second']:.0f} images/s", file=sys.stderr)
         if on_epoch_end is not None:
@@ -196,11 +202,25 @@ def _load_splits(config, device):
             for split, limit in (("train", config.train_limit), ("val", config.val_limit))]
 
 
-def _validate(task, model, images, targets, precision):
-    """{'val_accuracy', 'val_seconds'} of the model on the task's fixed validation set."""
+def _validated(loop, model):
+    """What an epoch validates: `model` (the live weights, not a DDP wrapper), or with config.ema
+    the average first and then the live weights too."""
+    return (model,) if loop.average is None else (loop.average.module, model)
+
+
+def _validate(task, models, images, targets, precision):
+    """{'val_accuracy', 'val_seconds'} on the task's fixed validation set: the accuracy of models[0],
+    the weights a run selects and saves; with a second model (the live weights beside their
+    average), its accuracy as 'live_val_accuracy'. The seconds are both validations'."""
     started = _synchronized_clock(images.device)
-    right = accuracy(task, model, images, targets, precision)
-    return {"val_accuracy": round(right, 6), "val_seconds": round(_synchronized_clock(images.device) - started, 3)}
+    right = [round(accuracy(task, model, images, targets, precision), 6) for model in models]
+    row = {"val_accuracy": right[0], "val_seconds": round(_synchronized_clock(images.device) - started, 3)}
+    return row if len(models) == 1 else {**row, "live_val_accuracy": right[1]}
+
+
+def metrics_columns(history):
+    """metrics.csv's header: METRICS, and EMA_METRICS in a run with --ema."""
+    return METRICS + tuple(name for name in EMA_METRICS if history and name in history[-1])
 
 
 def load_resumable(out, model, config, precision, device):
@@ -225,6 +245,8 @@ def _resume(out, loop):
     state = load_resumable(out, loop.model, loop.config, runtime.precision, runtime.device)
     loop.optimizer.load_state_dict(state["optimizer"])
     loop.schedule.load_state_dict(state["schedule"])
+    if loop.average is not None:
+        loop.average.load_state_dict(state["average"])
     progress = state.get("epoch_progress")
     # An epoch stopped by --max-steps is finished on resume; its provisional row is replaced.
     history = state["history"][:-1] if progress else state["history"]
@@ -266,6 +288,8 @@ def _train_epoch(loop, train_x, train_y, carried, show_progress):
                 check_finite(loss, None, state.step + 1, state.epoch)
             loss_sum += loss
         loop.schedule.step()
+        if loop.average is not None:
+            loop.average.update(loop.model)
         state.step, epoch_steps = state.step + 1, epoch_steps + 1
         if epoch_steps % 50 == 0 and device.type == "cpu":   # a GPU is never made to wait for it
             bar.set_postfix(loss=f"{loss_sum.item() / epoch_steps:.4f}")
@@ -276,8 +300,10 @@ def _train_epoch(loop, train_x, train_y, carried, show_progress):
 
 
 def _optimization(loop):
-    """The optimizer's and the schedule's state dicts, as last.pt keeps them."""
-    return {"optimizer": loop.optimizer.state_dict(), "schedule": loop.schedule.state_dict()}
+    """The optimizer's and the schedule's state dicts (and the weight average's, with config.ema),
+    as last.pt keeps them."""
+    averaged = {} if loop.average is None else {"average": loop.average.state_dict()}
+    return {"optimizer": loop.optimizer.state_dict(), "schedule": loop.schedule.state_dict(), **averaged}
 
 
 def run_meta(config, runtime, **extra):
@@ -286,17 +312,20 @@ def run_meta(config, runtime, **extra):
             "train_config": _plain(config), **extra}
 
 
-def _save(out, model, state, optimization, meta):
+def _save(out, model, state, optimization, meta, validated=None):
     """best.pt if the state's last row beat its best validation accuracy; last.pt and metrics.csv
     always. An epoch cut short by --max-steps (state.progress) counts as not done in last.pt, and
-    a resume finishes it. `optimization` is _optimization's dict; `meta` (run_meta) goes into both."""
+    a resume finishes it. `optimization` is _optimization's dict; `meta` (run_meta) goes into both.
+    last.pt holds `model`, the live weights; best.pt holds `validated`, the weights the row's
+    val_accuracy is of (the average, with --ema), by default `model`."""
     row = state.history[-1]
     if row["val_accuracy"] > state.best:
-        save_checkpoint(out / "best.pt", model, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
+        save_checkpoint(out / "best.pt", model if validated is None else validated, epoch=row["epoch"], val_accuracy=row["val_accuracy"],
+                        **meta)
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (state.progress is not None),
                     epoch_progress=state.progress, step=state.step, best=max(state.best, row["val_accuracy"]),
                     history=state.history, **optimization, **meta)
-    atomic_write_csv(out / "metrics.csv", METRICS, state.history)
+    atomic_write_csv(out / "metrics.csv", metrics_columns(state.history), state.history)
 
 
 def check_finite(loss, model, step, epoch):
