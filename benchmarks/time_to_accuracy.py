@@ -3,11 +3,15 @@
 
 Train and report (resumable: finished runs are read, not retrained):
     python benchmarks/time_to_accuracy.py --seeds 0 1 2 --out runs/time_to_accuracy
+    ... --ema 0.999    also the fast recipe with an EMA of the weights ("fast-ema", training/averaging.py)
+    ... --test         then each run's best.pt on the test set, once (test.json beside it), as a column
+    ... --ensemble     train each recipe's seeds as one batched ensemble (a GPU's way; fast-ema alone)
 Report runs trained elsewhere (a run folder, or a metrics.csv such as the shipped model's):
     python benchmarks/time_to_accuracy.py --runs paper=capsnet_lib/pretrained/capsnet_mnist_metrics.csv fast=runs/x
 
 Seconds count training and validation as metrics.csv logged them: they hold only on the machine
-named, and only if nothing else ran beside the training.
+named, and only if nothing else ran beside the training. An ensemble's members log the seconds of
+the whole ensemble's epoch.
 """
 import argparse
 import csv
@@ -16,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from capsnet_lib.cli import reports_errors
+from capsnet_lib.cli import reports_errors  # noqa: E402
 from capsnet_lib.data.mnist import TRAIN_SIZE  # noqa: E402
-from capsnet_lib.training.recipes import RECIPES  # noqa: E402
+from capsnet_lib.experiments.table1 import evaluate_once, library_commit, read_test_result  # noqa: E402
+from capsnet_lib.training.ensemble import train_ensemble  # noqa: E402
 from capsnet_lib import TrainConfig, run_training  # noqa: E402
 
 THRESHOLDS = (0.990, 0.993, 0.995)
@@ -44,42 +49,66 @@ def time_to(rows, threshold, images_per_epoch=TRAIN_SIZE):
     return None
 
 
+def test_accuracy(path):
+    """The test accuracy in a run folder's test.json (written by --test or table1), or None."""
+    path = Path(path)
+    result = read_test_result(path / "test.json") if path.is_dir() else None
+    return None if result is None else 1 - result["test_errors"] / result["test_images"]
+
+
 def table(runs):
     """Lines of the report: one per (name, run folder, training images per epoch), then each name's
-    mean where every seed got there."""
-    head = f"{'recipe':<8}{'run':<44}{'epochs':>7}{'best val':>10}" + "".join(
+    mean where every seed got there; test accuracy where the run has a test.json."""
+    head = f"{'recipe':<9}{'run':<44}{'epochs':>7}{'best val':>10}{'test':>8}" + "".join(
         f"{f'to {t:.1%}: images':>20}{'s':>8}" for t in THRESHOLDS)
     lines = [head]
     by_name = {}
     for name, path, images_per_epoch in runs:
-        rows = read_metrics(path)
+        rows, test = read_metrics(path), test_accuracy(path)
         reached = [time_to(rows, t, images_per_epoch) for t in THRESHOLDS]
-        by_name.setdefault(name, []).append(reached)
+        by_name.setdefault(name, []).append((reached, test))
         cells = "".join(f"{r[0]:>20,}{r[1]:>8.0f}" if r else f"{'not reached':>20}{'':>8}" for r in reached)
-        lines.append(f"{name:<8}{str(path)[-43:]:<44}{len(rows):>7}{max(r['val_accuracy'] for r in rows):>10.2%}{cells}")
+        lines.append(f"{name:<9}{str(path)[-43:]:<44}{len(rows):>7}{max(r['val_accuracy'] for r in rows):>10.2%}"
+                     f"{'' if test is None else f'{test:.2%}':>8}{cells}")
     for name, runs_of_name in by_name.items():
-        cells = ""
+        tests = [test for _, test in runs_of_name]
+        cells = f"{f'{sum(tests) / len(tests):.3%}' if None not in tests else '':>8}"
         for k in range(len(THRESHOLDS)):
-            got = [r[k] for r in runs_of_name]
+            got = [reached[k] for reached, _ in runs_of_name]
             cells += (f"{sum(g[0] for g in got) / len(got):>20,.0f}{sum(g[1] for g in got) / len(got):>8.0f}"
                       if all(got) else f"{f'{sum(map(bool, got))} of {len(got)} runs':>20}{'':>8}")
-        lines.append(f"{name:<8}{f'mean of {len(runs_of_name)}':<44}{'':>7}{'':>10}{cells}")
+        lines.append(f"{name:<9}{f'mean of {len(runs_of_name)}':<44}{'':>7}{'':>10}{cells}")
     return lines
 
 
+def candidates(args):
+    """{name: (recipe, changes)}: the paper's recipe at --paper-epochs, the fast one, and with --ema
+    the fast one with an average of the weights."""
+    fast = {} if args.warmup_steps is None else {"warmup_steps": args.warmup_steps}
+    found = {"paper": ("paper", {"epochs": args.paper_epochs}), "fast": ("fast", fast)}
+    if args.ema is not None:
+        found["fast-ema"] = ("fast", {**fast, "ema": args.ema})
+    return found
+
+
 def train_runs(args):
-    """Train (or resume, or skip if finished) OUT/<recipe>/seed<N> for both recipes; their folders."""
-    runs = []
-    for recipe in ("paper", "fast"):
-        epochs = args.paper_epochs if recipe == "paper" else RECIPES["fast"]["epochs"]
-        for seed in args.seeds:
-            out = Path(args.out) / recipe / f"seed{seed}"
-            config = TrainConfig.from_recipe(recipe, epochs=epochs, seed=seed, out=str(out), resume=True,
-                                             data_root=args.data_root, train_limit=args.train_limit,
-                                             val_limit=args.val_limit, device=args.device,
-                                             **({"warmup_steps": args.warmup_steps} if recipe == "fast" else {}))
-            run_training(config)
-            runs.append((recipe, out, min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)))
+    """Train (or resume, or skip if finished) OUT/<name>/seed<N> for every candidate, and with
+    --test evaluate each best.pt once; their folders."""
+    runs, images_per_epoch = [], min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)
+    for name, (recipe, changes) in candidates(args).items():
+        configs = [TrainConfig.from_recipe(recipe, seed=seed, out=str(Path(args.out) / name / f"seed{seed}"),
+                                           resume=True, data_root=args.data_root, train_limit=args.train_limit,
+                                           val_limit=args.val_limit, device=args.device, **changes)
+                   for seed in args.seeds]
+        if args.ensemble and "ema" not in changes:
+            train_ensemble(configs)
+        else:
+            for config in configs:
+                run_training(config)
+        for config in configs:
+            if args.test:
+                evaluate_once(config, library_commit(), args.test_limit)
+            runs.append((name, Path(config.out), images_per_epoch))
     return runs
 
 
@@ -96,6 +125,12 @@ def main(argv=None):
     p.add_argument("--train-limit", type=int, default=None, help="the first N training images (quick runs)")
     p.add_argument("--val-limit", type=int, default=None, help="the first N validation images (quick runs)")
     p.add_argument("--warmup-steps", type=int, default=None, help="the fast recipe's warm-up (quick runs need fewer)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="also train the fast recipe with an EMA of the weights at this decay (fast-ema)")
+    p.add_argument("--test", action="store_true", help="evaluate each run's best.pt on the test set, once")
+    p.add_argument("--test-limit", type=int, default=None, help="with --test: the first N test images (quick runs)")
+    p.add_argument("--ensemble", action="store_true",
+                   help="train each recipe's seeds as one batched ensemble (fast on a GPU; not for fast-ema)")
     args = p.parse_args(argv)
     if args.runs:
         if any("=" not in run for run in args.runs):

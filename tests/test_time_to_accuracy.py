@@ -50,3 +50,20 @@ def test_it_trains_both_recipes_and_resumes_instead_of_retraining(tmp_path, mnis
     before = (tmp_path / "fast" / "seed0" / "last.pt").stat().st_mtime_ns
     assert tta.main(argv) == 0
     assert (tmp_path / "fast" / "seed0" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_it_adds_the_averaged_candidate_trains_ensembles_and_tests_each_run_once(tmp_path, mnist_root, capsys):
+    argv = ["--seeds", "0", "1", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "64",
+            "--val-limit", "64", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu",
+            "--ema", "0.9", "--test", "--test-limit", "50", "--ensemble"]
+    assert tta.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:]] == ["paper"] * 2 + ["fast"] * 2 + ["fast-ema"] * 2 + [
+        "paper", "fast", "fast-ema"]
+    assert "live_val_accuracy" in (tmp_path / "fast-ema" / "seed1" / "metrics.csv").read_text()
+    for name in ("paper", "fast", "fast-ema"):
+        test = tta.test_accuracy(tmp_path / name / "seed0")
+        assert test is not None and f"{test:.2%}" in lines[1 + ["paper", "fast", "fast-ema"].index(name) * 2]
+    tested = (tmp_path / "fast" / "seed0" / "test.json").stat().st_mtime_ns
+    assert tta.main(argv) == 0                                  # finished runs are read, tested once
+    assert (tmp_path / "fast" / "seed0" / "test.json").stat().st_mtime_ns == tested
