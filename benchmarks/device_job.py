@@ -7,14 +7,17 @@ The second command needs only a bare GPU machine with Python, PyTorch, torchvisi
 library is imported from this checkout (no install, no network) and MNIST comes from the carried
 gzip'd files. In priority order, each part writing its results as soon as it ends:
   a. CUDA benchmark rows: plain fp32, default, ensembles of 1, 5 and 15 (train_step.py);
+  r. issue 18's recipes, 3 seeds each, each run tested once: the paper's (16 epochs) and the
+     fast one (6) as ensembles, the fast one with an EMA of the weights alone
+     (benchmarks/time_to_accuracy.py --ensemble --ema 0.999 --test);
   b. Table 1: five rows x 3 seeds (table1 --ensemble --time-budget: the CapsNet rows train as
      ensembles, the baseline CNN alone; epochs planned from measured steps, at most --epochs);
   c. the routing comparison (table1 --table routing) x 3 seeds, sharing b's headline-row runs, at
      b's epochs;
   d. with the time left, more seeds of the headline row, at b's epochs.
 It states its plan (estimated seconds per part) before it starts, and stops each part at its
-deadline with everything saved. OUT gets at most 6 files: plan.txt, log.txt, benchmark.txt,
-results.tar.gz (every CSV and JSON, no weights) and headline_best_fp16.pt (the headline-row run
+deadline with everything saved. OUT gets at most 7 files: plan.txt, log.txt, benchmark.txt,
+time_to_accuracy.txt, results.tar.gz (every CSV and JSON, no weights) and headline_best_fp16.pt (the headline-row run
 with the best validation accuracy, float16; the test set plays no part in choosing it).
 --rehearsal runs the same parts on a tiny budget on any device (the test suite runs it on a CPU).
 """
@@ -41,10 +44,13 @@ H200_IMAGES_PER_SECOND = {"capsnet_alone": 26_000, "capsnet_ensemble": 100_000,
                           "baseline_cnn": 26_000 * 0.4 / 3.9}   # arithmetic ratio: 3.9 vs 0.4 GFLOP per image
 TRAIN_IMAGES, SEEDS = 55_000, 3
 BENCHMARK_ROWS = ["plain-fp32", "default", "ensemble-1", "ensemble-5", "ensemble-15"]
-SHARES = {"b": 0.55, "c": 0.5}          # of the time left when the part starts; d takes the rest
+SHARES = {"r": 0.4, "b": 0.55, "c": 0.5}   # of the time left when the part starts; d takes the rest
+RECIPE_EPOCHS = {"paper": 16, "fast": 6, "fast-ema": 6}
 RESERVE = 25                            # seconds kept for evaluation and packing at the end
 REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit", "20", "--batch-size", "16",
              "--precision", "fp32"]
+RECIPES_REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit", "20", "--warmup-steps", "1",
+                     "--paper-epochs", "1"]
 
 
 def pack_data(data_root, folder):
@@ -76,10 +82,14 @@ def estimated_plan(budget, epochs):
     part_b = capsnet_images / H200_IMAGES_PER_SECOND["capsnet_ensemble"] + \
         SEEDS * epochs * TRAIN_IMAGES / H200_IMAGES_PER_SECOND["baseline_cnn"]
     part_c = 2 * SEEDS * epochs * TRAIN_IMAGES / H200_IMAGES_PER_SECOND["capsnet_ensemble"]
+    part_r = SEEDS * TRAIN_IMAGES * ((RECIPE_EPOCHS["paper"] + RECIPE_EPOCHS["fast"]) / H200_IMAGES_PER_SECOND[
+        "capsnet_ensemble"] + RECIPE_EPOCHS["fast-ema"] / H200_IMAGES_PER_SECOND["capsnet_alone"])
     lines = [f"plan for a {budget:g} s budget, at most {epochs} epochs per run (estimates from H200 figures: "
              f"ensembles {H200_IMAGES_PER_SECOND['capsnet_ensemble']:,} images/s, the baseline CNN "
              f"{H200_IMAGES_PER_SECOND['baseline_cnn']:,.0f}; the real epochs come from measured steps):",
              "  a. benchmark rows: about 60 s (120 s at most)",
+             f"  r. issue 18's recipes, 3 x 3 runs: {part_r:.0f} s of training, plus validation and tests "
+             f"(budget {SHARES['r']:.0%} of what is left)",
              f"  b. Table 1, 5 rows x {SEEDS} seeds: {part_b:.0f} s at {epochs} epochs "
              f"(budget {SHARES['b']:.0%} of what is left)",
              f"  c. routing comparison, 2 more rows x {SEEDS} seeds: {part_c:.0f} s at {epochs} epochs "
@@ -182,7 +192,7 @@ def main(argv=None):
 
 
 def run_parts(job, args):
-    """Parts a-d in priority order, each packed into OUT as soon as it ends."""
+    """Parts a, r, b, c, d in priority order, each packed into OUT as soon as it ends."""
     job.out.mkdir(parents=True, exist_ok=True)
     plan = estimated_plan(args.budget, args.epochs)
     (job.out / "plan.txt").write_text(plan + "\n")
@@ -194,6 +204,13 @@ def run_parts(job, args):
         ["--batch-size", "4", "--steps", "1"] if args.rehearsal else ["--steps", "20"])
     _, output = job.run("a", bench, min(120, job.left() - RESERVE))
     (job.out / "benchmark.txt").write_text(output)
+
+    recipes = ["benchmarks/time_to_accuracy.py", "--seeds", *map(str, range(SEEDS)), "--ensemble", "--ema", "0.999",
+               "--test", "--out", str(tables / "recipes")] + (
+        RECIPES_REHEARSAL if args.rehearsal else ["--paper-epochs", str(RECIPE_EPOCHS["paper"])])
+    _, output = job.run("r", recipes, SHARES["r"] * (job.left() - RESERVE))
+    (job.out / "time_to_accuracy.txt").write_text(output)
+    job.pack()
 
     epochs_cap = ["--epochs", str(args.epochs)]
     budget = SHARES["b"] * (job.left() - RESERVE)

@@ -22,11 +22,11 @@ def test_the_device_job_runs_every_part_and_returns_at_most_eight_small_files(tm
     assert packed < 12 * 2**20, f"MNIST gzip'd is {packed / 2**20:.1f} MiB; the tree travels in 64 MiB"
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, str(JOB), "--rehearsal", "--data", str(tmp_path / "mnist"),
-                             "--out", str(out), "--budget", "150", "--epochs", "1", "--commit", "abc1234"],
-                            capture_output=True, text=True, timeout=400)
+                             "--out", str(out), "--budget", "600", "--epochs", "1", "--commit", "abc1234"],
+                            capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = (out / "log.txt").read_text()
-    for part in "abcd":
+    for part in "arbcd":
         assert f"--- part {part}: done" in log, f"part {part} did not finish:\n{log[-3000:]}"
     work = re.search(r"--out (\S+)/tables/table1", log).group(1)
     assert not Path(work).exists(), f"the job left its working folder {work} (GBs of checkpoints) behind"
@@ -35,11 +35,15 @@ def test_the_device_job_runs_every_part_and_returns_at_most_eight_small_files(tm
     plan = (out / "plan.txt").read_text()
     assert "b. Table 1, 5 rows x 3 seeds:" in plan and "H200" in plan
     assert "ensemble-15" in (out / "benchmark.txt").read_text()
+    recipes = (out / "time_to_accuracy.txt").read_text()
+    assert all(f"{name} " in recipes and f"{name}/seed2" in recipes for name in ("paper", "fast", "fast-ema"))
 
     with tarfile.open(out / "results.tar.gz") as tar:
         read = lambda name: list(csv.DictReader(io.TextIOWrapper(tar.extractfile(name))))
         table1, routing = read("table1/runs.csv"), read("routing/runs.csv")
         names = tar.getnames()
+    assert all(f"recipes/{name}/seed{seed}/{file}" in names for name in ("paper", "fast", "fast-ema")
+               for seed in range(3) for file in ("metrics.csv", "test.json"))
     assert {r["row"] for r in table1} == {"baseline", "routing1", "routing1_recon", "routing3", "routing3_recon"}
     assert sorted(int(r["seed"]) for r in table1 if r["row"] == "routing3_recon") == [0, 1, 2, 3]   # part d's seed
     assert {r["row"] for r in routing} == {"routing3_recon", "no_detach", "authors_code"}
