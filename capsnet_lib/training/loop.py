@@ -132,7 +132,8 @@ def _train(config, device, parallel, on_epoch_end):
     if resuming:
         loop.state = _resume(out, loop)
     if main_process and resuming:
-        atomic_write_csv(out / "metrics.csv", metrics_columns(loop.state.history), loop.state.history)   # a kill between last.pt and metrics.csv
+        history = loop.state.history                # a kill between last.pt and metrics.csv
+        atomic_write_csv(out / "metrics.csv", metrics_columns(history), history)
     if main_process:
         print(f"training on {device} in {runtime.precision} (asked: {config.precision})"
               f"{f', {distributed.world_size()} processes' if parallel else ''}; "
@@ -152,7 +153,8 @@ def _train(config, device, parallel, on_epoch_end):
                                                                   runtime.precision))
         if not main_process:
             continue
-        _save(out, model, loop.state, _optimization(loop), run_meta(config, runtime), average and average.module)
+        _save(out, model, loop.state, _optimization(loop), run_meta(config, runtime),
+              None if average is None else average.module)
         loop.state.best = max(loop.state.best, row["val_accuracy"])
         live = f" (live weights {row['live_val_accuracy']:.4%})" if "live_val_accuracy" in row else ""
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}{live}, "
@@ -288,7 +290,7 @@ def _train_epoch(loop, train_x, train_y, carried, show_progress):
                 check_finite(loss, None, state.step + 1, state.epoch)
             loss_sum += loss
         loop.schedule.step()
-        if loop.average is not None:
+        if loop.average is not None:            # a DDP wrapper's parameters are its model's, in order
             loop.average.update(loop.model)
         state.step, epoch_steps = state.step + 1, epoch_steps + 1
         if epoch_steps % 50 == 0 and device.type == "cpu":   # a GPU is never made to wait for it
@@ -320,8 +322,8 @@ def _save(out, model, state, optimization, meta, validated=None):
     val_accuracy is of (the average, with --ema), by default `model`."""
     row = state.history[-1]
     if row["val_accuracy"] > state.best:
-        save_checkpoint(out / "best.pt", model if validated is None else validated, epoch=row["epoch"], val_accuracy=row["val_accuracy"],
-                        **meta)
+        best = model if validated is None else validated
+        save_checkpoint(out / "best.pt", best, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (state.progress is not None),
                     epoch_progress=state.progress, step=state.step, best=max(state.best, row["val_accuracy"]),
                     history=state.history, **optimization, **meta)
