@@ -30,6 +30,21 @@ def assert_same_weights(a, b):
         assert torch.equal(a[name], b[name]), f"{name} differs"
 
 
+def run_killed_in_epoch_two(config, monkeypatch):
+    """Run a tiny config (8 steps an epoch) until it is killed at step 3 of epoch 2 (KeyboardInterrupt)."""
+    real_step, calls = loop.train_step, []
+
+    def killed_in_epoch_two(*args, **options):
+        calls.append(1)
+        if len(calls) == 11:                      # step 3 of epoch 2
+            raise KeyboardInterrupt
+        return real_step(*args, **options)
+    monkeypatch.setattr(loop, "train_step", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(config)
+    monkeypatch.undo()
+
+
 def test_same_seed_gives_the_same_losses_bit_for_bit(tmp_path, mnist_root):
     first = run_training(tiny(tmp_path / "a", epochs=1))
     second = run_training(tiny(tmp_path / "b", epochs=1))
@@ -49,17 +64,7 @@ def test_resume_continues_exactly_where_the_run_stopped(tmp_path, mnist_root):
 
 def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path, mnist_root, monkeypatch):
     run_training(tiny(tmp_path / "whole"))
-    real_step, calls = loop.train_step, []
-
-    def killed_in_epoch_two(*args, **options):
-        calls.append(1)
-        if len(calls) == 11:                      # step 3 of epoch 2
-            raise KeyboardInterrupt
-        return real_step(*args, **options)
-    monkeypatch.setattr(loop, "train_step", killed_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(tiny(tmp_path / "killed"))
-    monkeypatch.undo()
+    run_killed_in_epoch_two(tiny(tmp_path / "killed"), monkeypatch)
     assert load_checkpoint(tmp_path / "killed" / "last.pt").extra["epoch"] == 1
     run_training(tiny(tmp_path / "killed", resume=True))
     assert_same_weights(weights(tmp_path / "whole" / "last.pt"), weights(tmp_path / "killed" / "last.pt"))

@@ -10,7 +10,7 @@ from capsnet_lib.train import main as train_main
 from capsnet_lib.training.averaging import WeightAverage
 from capsnet_lib.training.ensemble import check_ensemble
 from capsnet_lib.training.loop import run_training
-from test_train import assert_same_weights, tiny, weights
+from test_train import assert_same_weights, run_killed_in_epoch_two, tiny, weights
 
 
 def test_the_average_follows_the_warmed_up_decay():
@@ -57,24 +57,14 @@ def test_the_average_never_changes_the_training_and_is_what_best_pt_holds(tmp_pa
 
 def test_a_run_with_an_average_killed_mid_epoch_resumes_it_exactly(tmp_path, mnist_root, monkeypatch):
     run_training(tiny(tmp_path / "whole", ema=0.9))
-    real_step, calls = loop.train_step, []
-
-    def killed_in_epoch_two(*args, **options):
-        calls.append(1)
-        if len(calls) == 11:                      # step 3 of epoch 2
-            raise KeyboardInterrupt
-        return real_step(*args, **options)
-    monkeypatch.setattr(loop, "train_step", killed_in_epoch_two)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(tiny(tmp_path / "killed", ema=0.9))
-    monkeypatch.undo()
+    run_killed_in_epoch_two(tiny(tmp_path / "killed", ema=0.9), monkeypatch)
     run_training(tiny(tmp_path / "killed", ema=0.9, resume=True))
     whole, killed = (load_checkpoint(tmp_path / name / "last.pt").extra["average"] for name in ("whole", "killed"))
     assert whole["updates"] == killed["updates"] == 16
     assert_same_weights(whole["weights"], killed["weights"])
 
 
-def test_a_run_cannot_be_resumed_with_another_average(tmp_path, mnist_root, capsys):
+def test_a_run_cannot_be_resumed_with_another_average(tmp_path, mnist_root):
     run_training(tiny(tmp_path / "run", epochs=1, ema=0.9))
     with pytest.raises(ValueError, match="ema was 0.9, now None"):
         run_training(tiny(tmp_path / "run", resume=True))
