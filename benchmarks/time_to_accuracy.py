@@ -95,6 +95,7 @@ def train_runs(args):
     """Train (or resume, or skip if finished) OUT/<name>/seed<N> for every candidate, and with
     --test evaluate each best.pt once; their folders."""
     runs, images_per_epoch = [], min(args.train_limit or TRAIN_SIZE, TRAIN_SIZE)
+    commit = library_commit() if args.test else None
     for name, (recipe, changes) in candidates(args).items():
         configs = [TrainConfig.from_recipe(recipe, seed=seed, out=str(Path(args.out) / name / f"seed{seed}"),
                                            resume=True, data_root=args.data_root, train_limit=args.train_limit,
@@ -107,7 +108,7 @@ def train_runs(args):
                 run_training(config)
         for config in configs:
             if args.test:
-                evaluate_once(config, library_commit(), args.test_limit)
+                evaluate_once(config, commit, args.test_limit)
             runs.append((name, Path(config.out), images_per_epoch))
     return runs
 
