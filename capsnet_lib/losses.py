@@ -2,6 +2,11 @@
 import torch.nn.functional as F
 
 RECONSTRUCTION_WEIGHT = 0.0005  # Sec. 4.1: scaled down so it does not dominate the margin loss
+# The authors' released code (research/capsules/models/layers/layers.py) averages its margin cost,
+# 0.5 x Eq. 4's per-class terms, over the batch *and* the 10 classes: Eq. 4 / 20. Its reconstruction
+# term is 0.0005 x the pixel sum, averaged over the batch only. Adam's steps do not change when the
+# whole loss is scaled, so x20 gives Eq. 4 + 0.01 x reconstruction: their weight, relative to Eq. 4.
+AUTHORS_RECONSTRUCTION_WEIGHT = 20 * RECONSTRUCTION_WEIGHT      # 0.01
 
 
 def margin_loss(lengths, labels, m_pos=0.9, m_neg=0.1, lam=0.5):

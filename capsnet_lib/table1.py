@@ -5,8 +5,8 @@
 
 The second command compares, on the headline row (3 iterations + reconstruction), the library's
 routing with two variants: backpropagating through every routing iteration, and the authors'
-released code (no stop-gradient, a learned bias on s_j, and their margin loss's extra 0.5 factor,
-which under Adam equals doubling the reconstruction weight to 0.001).
+released code (no stop-gradient, a learned bias on s_j, and their margin loss, Eq. 4 / 20, which
+under Adam equals a reconstruction weight of 0.01: losses.AUTHORS_RECONSTRUCTION_WEIGHT).
 
 Five rows, each trained with several seeds by experiments/sweep.py (resumable: run the command again
 to continue an interrupted table): the baseline CNN of Sec. 5, and CapsNet with 1 or 3 routing

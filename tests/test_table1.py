@@ -61,7 +61,7 @@ def test_the_routing_table_trains_each_variant_as_it_names(tmp_path, mnist_root)
     assert summary["authors_code"]["paper_mean"] == "" and summary["routing3_recon"]["paper_mean"] == "0.25"
     authors = load_checkpoint(out / "authors_code" / "seed0" / "best.pt")
     assert authors.config["routing_detach"] is False and authors.config["routing_bias"] is True
-    assert authors.extra["train_config"]["reconstruction_weight"] == 0.001
+    assert authors.extra["train_config"]["reconstruction_weight"] == 0.01
     plain = load_checkpoint(out / "routing3_recon" / "seed0" / "best.pt")
     assert plain.config["routing_detach"] is True and plain.extra["train_config"]["reconstruction_weight"] == 0.0005
     assert load_checkpoint(out / "no_detach" / "seed0" / "best.pt").config["routing_bias"] is False

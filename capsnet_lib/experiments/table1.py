@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..data.mnist import load_mnist
+from ..losses import AUTHORS_RECONSTRUCTION_WEIGHT
 from ..training.budget import plan_epochs
 from ..training.checkpoint import load_checkpoint, tensor_checksum
 from ..training.ensemble import step_key, train_ensemble
@@ -44,9 +45,9 @@ ROUTING_ROWS = {
                          dict(routing_iterations=3, reconstruction=True), (0.25, 0.005)),
     "no_detach":        ("gradient through every routing iteration",
                          dict(routing_iterations=3, reconstruction=True, routing_detach=False), (None, None)),
-    "authors_code":     ("the authors' code: no detach, bias on s_j, margin x 0.5 (= reconstruction 0.001)",
+    "authors_code":     ("the authors' code: no detach, bias on s_j, margin Eq. 4 / 20 (= reconstruction 0.01)",
                          dict(routing_iterations=3, reconstruction=True, routing_detach=False, routing_bias=True,
-                              reconstruction_weight=0.001), (None, None)),
+                              reconstruction_weight=AUTHORS_RECONSTRUCTION_WEIGHT), (None, None)),
 }
 TABLES = {"table1": ROWS, "routing": ROUTING_ROWS}
 TEST_SIZE = 10_000
