@@ -14,16 +14,18 @@ iterations, with or without the reconstruction loss. The protocol, the same for 
 - the epoch is selected on the 5,000 validation images (best.pt, written by the training loop);
 - once a run has finished all its epochs, its best.pt is evaluated on the 10,000 test images
   exactly once, and the result is stored beside it in test.json; later calls only read it.
-Writes OUT/<row>/seed<N>/ (a training run plus test.json), OUT/runs.csv (one line per run) and
-OUT/summary.csv (one line per row, beside the paper's numbers).
+Writes OUT/<row>/seed<N>/ (a training run plus test.json and config.json, its settings), OUT/runs.csv
+(one line per run) and OUT/summary.csv (one line per row, beside the paper's numbers). The small files
+are meant to be committed: a fresh clone continues the table from them (experiments/table1.py), and
+`--report-only` rebuilds the CSVs from them.
 """
 import sys
 from pathlib import Path
 
 from .cli import build_parser, config_from_args, reports_errors
-from .experiments.sweep import epochs_done
-from .experiments.table1 import (PROTOCOL, ROWS, RUN_FIELDS, SUMMARY_FIELDS, TABLES, TEST_SIZE, evaluate_once, library_commit,
-                                 stored_results, summarize, train_all)
+from .experiments.sweep import check_run_folder, epochs_done
+from .experiments.table1 import (PROTOCOL, ROWS, RUN_FIELDS, SUMMARY_FIELDS, TABLES, TEST_SIZE, committed_result,
+                                 evaluate_once, library_commit, stored_results, summarize, train_all)
 from .training.budget import check_time_budget
 from .training.files import atomic_write_csv
 from .training.runtime import tune_cpu_allocator
@@ -53,6 +55,8 @@ def build_table1_parser():
                         help="train the CapsNet runs that can share a step as one ensemble (ensemble.py; for GPUs)")
     parser.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
                         help="measure each job, train the epochs that fit (at most --epochs), stop by then")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train and test nothing: rebuild runs.csv and summary.csv from the test.json files in --out")
     parser.set_defaults(out="results/table1")
     return parser
 
@@ -80,19 +84,9 @@ def main(argv=None):
     log = lambda line: print(line, file=sys.stderr)
     check_args(args)
     table = TABLES[args.table]
-    configs = run_configs(args, args.rows or list(table), table)
-    for config in configs.values():
-        config.check()
-    configs = train_all(configs, args.ensemble, args.parallel, args.time_budget, args.out, log)
-    commit = library_commit()
-    for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
-        if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
-            evaluate_once(config, commit, args.test_limit)
-    results = stored_results(args.out, table)
-    atomic_write_csv(Path(args.out) / "runs.csv", RUN_FIELDS,
-              [{"row": row, "seed": seed, **result} for (row, seed), result in sorted(results.items())])
-    summary = summarize(results, table)
-    atomic_write_csv(Path(args.out) / "summary.csv", SUMMARY_FIELDS, summary)
+    if not args.report_only:
+        run_table(args, table, log)
+    summary = write_tables(args.out, table)
     print(f"{'row':<16} {'runs':>4} {'test error %':>16} {'paper %':>14}")
     for line in summary:
         ours = f"{line['test_error_mean']:.3f}" + (f" ± {line['test_error_std']:.3f}" if line["test_error_std"] != "" else "")
@@ -101,6 +95,37 @@ def main(argv=None):
         print(f"{line['row']:<16} {line['runs']:>4} {ours:>16} {paper:>14}")
     print(f"({PROTOCOL}; per-run results in {Path(args.out) / 'runs.csv'})")
     return 0
+
+
+def run_table(args, table, log):
+    """Train the table's missing runs and test each finished one once. Runs committed earlier (no
+    checkpoint, a test.json of the table's settings) are only read; every other folder is checked
+    for the table's settings before any training."""
+    configs = run_configs(args, args.rows or list(table), table)
+    for config in configs.values():
+        config.check()
+    committed = {key for key, config in configs.items() if committed_result(config, args.test_limit or TEST_SIZE)}
+    for key in sorted(committed):
+        log(f"{configs[key].out}: finished earlier (its results are stored), skipped")
+    configs = {key: config for key, config in configs.items() if key not in committed}
+    for config in configs.values():
+        check_run_folder(config)
+    configs = train_all(configs, args.ensemble, args.parallel, args.time_budget, args.out, log)
+    commit = library_commit()
+    for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
+        if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
+            evaluate_once(config, commit, args.test_limit)
+
+
+def write_tables(out, table):
+    """OUT/runs.csv and OUT/summary.csv, rebuilt from every test.json of the table's rows under OUT;
+    returns the summary lines."""
+    results = stored_results(out, table)
+    atomic_write_csv(Path(out) / "runs.csv", RUN_FIELDS,
+                     [{"row": row, "seed": seed, **result} for (row, seed), result in sorted(results.items())])
+    summary = summarize(results, table)
+    atomic_write_csv(Path(out) / "summary.csv", SUMMARY_FIELDS, summary)
+    return summary
 
 
 if __name__ == "__main__":

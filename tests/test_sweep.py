@@ -41,6 +41,8 @@ def test_a_sweep_started_again_skips_finished_runs_and_extends_unfinished_ones(t
     assert any("finished earlier, skipped" in line for line in lines)
     rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
     assert [int(row["epoch"]) for row in rows] == [1, 2]
+    with pytest.raises(ValueError, match=r"holds a run with other settings .*lr was 0.001, now 0.01.*move the folder"):
+        run_sweep([tiny(tmp_path / "a", lr=0.01)], log=lines.append)      # never skipped as if it were this run
 
 
 def test_a_sweep_refuses_two_runs_in_one_folder(tmp_path):

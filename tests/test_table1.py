@@ -5,6 +5,7 @@ import json
 import pytest
 
 from capsnet_lib import BaselineCNN, load_checkpoint
+from capsnet_lib.training.checkpoint import save_checkpoint
 from capsnet_lib.experiments.table1 import ROWS
 from capsnet_lib.table1 import main as table1_main
 
@@ -132,3 +133,61 @@ def test_bad_options_are_refused_before_any_training(tmp_path, capsys, option, m
     assert table1_main(["--rows", "routing1", "--ensemble", "--out", str(tmp_path / "t")] + option) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "t" / "routing1").exists()
+
+
+def test_a_run_folder_is_reported_only_for_the_settings_and_model_it_holds(tmp_path, mnist_root, monkeypatch, capsys):
+    """A finished run is reused only with the table's settings; its best.pt must be its own model; a
+    folder as committed (no checkpoints) is read, not trained or tested again."""
+    quick = ["--seeds", "1", "--rows", "routing1", "--epochs", "1", "--batch-size", "16", "--train-limit", "32",
+             "--val-limit", "16", "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download",
+             "--out", str(tmp_path)]
+    run = tmp_path / "routing1" / "seed0"
+    assert table1_main(quick) == 0
+    stored = (run / "test.json").read_text()
+    assert json.loads((run / "config.json").read_text())["routing_iterations"] == 1
+    capsys.readouterr()
+
+    def refused(argv, *messages):
+        assert table1_main(argv) == 2
+        err = capsys.readouterr().err
+        assert all(m in err for m in messages) and "Traceback" not in err and "--overwrite" not in err, err
+        assert (run / "test.json").read_text() == stored
+
+    refused(quick + ["--lr", "0.01"], str(run), "other settings", "lr was 0.001, now 0.01")
+    best = load_checkpoint(run / "best.pt")
+    good_best = (run / "best.pt").read_bytes()
+    other_row = {**best.extra, "train_config": {**best.extra["train_config"], "reconstruction": True}}
+    save_checkpoint(run / "best.pt", best.model, **other_row)
+    refused(quick, "best.pt is not this run's model", "reconstruction was True, now False")
+    (run / "best.pt").write_bytes(good_best)
+
+    for name in ("best.pt", "last.pt"):         # the folder as a fresh clone has it
+        (run / name).unlink()
+    monkeypatch.setattr("capsnet_lib.experiments.table1.predict", lambda *a, **k: pytest.fail("tested again"))
+    assert table1_main(quick) == 0
+    assert "(its results are stored), skipped" in capsys.readouterr().err
+    assert next(csv.DictReader(open(tmp_path / "runs.csv")))["test_errors"] == str(json.loads(stored)["test_errors"])
+    refused(quick + ["--ema", "0.99"], "other settings", "ema was None, now 0.99", "no checkpoint to continue")
+    refused(quick[:5] + ["2"] + quick[6:], "epochs was 1, now 2")
+
+
+def test_the_committed_table_is_what_its_runs_give(tmp_path):
+    """results/table1 as committed: every run folder holds the fast recipe's settings of its row and
+    seed, and runs.csv and summary.csv are what `--report-only` rebuilds from the test.json files."""
+    import shutil
+    from pathlib import Path
+    from capsnet_lib.table1 import build_table1_parser, run_configs
+    from capsnet_lib.training.run_folder import setting_differences
+    committed = Path(__file__).parent.parent / "results" / "table1"
+    args = build_table1_parser().parse_args(["--recipe", "fast", "--out", str(committed)])
+    runs = [config for config in run_configs(args, list(ROWS)).values() if (Path(config.out) / "test.json").is_file()]
+    assert runs, "no committed Table 1 runs"
+    for config in runs:
+        saved = json.loads((Path(config.out) / "config.json").read_text())
+        assert setting_differences(saved, config) == [], config.out
+        assert json.loads((Path(config.out) / "test.json").read_text())["epochs"] == config.epochs == 6
+    copy = tmp_path / "table1"
+    shutil.copytree(committed, copy, ignore=shutil.ignore_patterns("*.pt", ".lock"))
+    assert table1_main(["--report-only", "--out", str(copy)]) == 0
+    for name in ("runs.csv", "summary.csv"):
+        assert (copy / name).read_text() == (committed / name).read_text(), f"{name} is not what the runs give"

@@ -5,10 +5,12 @@ launching small kernels, not by the GPU. Several runs at once keep it busier. Ea
 plain `run_training(config)` in its own thread (PyTorch releases the GIL while it works, so the
 runs' host work overlaps); every run writes exactly what `python -m capsnet_lib.train` writes
 (metrics.csv, best.pt, last.pt) into its own folder, and is resumable the same way: a sweep
-started again skips finished runs and continues unfinished ones from their last.pt.
+started again skips finished runs and continues unfinished ones from their last.pt, and refuses
+(before any training) a folder whose run was trained with other settings than the sweep's.
 On a machine with several GPUs the runs are spread over them, `parallel` per GPU.
 """
 import csv
+import json
 import queue
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,8 +19,12 @@ from pathlib import Path
 
 import torch
 
+from ..training.checkpoint import load_checkpoint
 from ..training.device import pick_device
 from ..training.loop import run_training
+from ..training.run_folder import existing_run_files, setting_differences
+
+SETTINGS_FILE = "config.json"       # a run's settings, small enough to commit beside its results
 
 
 def epochs_done(config):
@@ -29,6 +35,37 @@ def epochs_done(config):
     with open(metrics) as f:
         rows = list(csv.DictReader(f))
     return int(rows[-1]["epoch"]) if rows else 0
+
+
+def recorded_settings(out):
+    """The train_config a run in `out` was trained with: from its config.json, else from its last.pt
+    or best.pt; None if the folder records none."""
+    out = Path(out)
+    if (out / SETTINGS_FILE).is_file():
+        try:
+            return json.loads((out / SETTINGS_FILE).read_text())
+        except ValueError as error:
+            raise ValueError(f"{out / SETTINGS_FILE} is damaged ({error}); delete it: the run's "
+                             "checkpoints still record its settings") from None
+    for name in ("last.pt", "best.pt"):
+        if (out / name).is_file():
+            return load_checkpoint(out / name).extra.get("train_config", {})
+    return None
+
+
+def check_run_folder(config):
+    """Refuse, in one line, a folder whose run this sweep would neither skip nor continue: one trained
+    with other settings than `config`'s (its results would be reported as theirs), or one with
+    results but no last.pt to continue from."""
+    saved = recorded_settings(config.out)
+    differences = [] if saved is None else setting_differences(saved, config)
+    move = "move the folder away (or choose another --out) to train these settings"
+    if differences:
+        raise ValueError(f"{config.out} holds a run with other settings than this command's "
+                         f"({'; '.join(differences)}); {move}")
+    found = existing_run_files(config.out)
+    if found and "last.pt" not in found:
+        raise ValueError(f"{config.out} holds {', '.join(found)} but no last.pt to continue from; {move}")
 
 
 def devices_for(device_name):
@@ -51,6 +88,8 @@ def run_sweep(configs, parallel=1, log=print):
                          + ", ".join(sorted({o for o in outs if outs.count(o) > 1})))
     if parallel < 1:
         raise ValueError(f"parallel must be >= 1, got {parallel}")
+    for config in configs:
+        check_run_folder(config)
     done_before = {c.out: epochs_done(c) for c in configs}
     todo = [c for c in configs if done_before[c.out] < c.epochs]
     for c in configs:

@@ -5,6 +5,9 @@ as ensembles) and writes the CSVs; this module holds what it does with them:
 - the epoch is selected on the 5,000 validation images (best.pt, written by the training loop);
 - once a run has finished all its epochs, its best.pt is evaluated on the 10,000 test images
   exactly once, and the result is stored beside it in test.json; later calls only read it.
+A run's folder keeps what a repository can hold: metrics.csv, test.json and config.json (the settings
+it was trained with). Without its checkpoints (a fresh clone) it still counts as finished, and a run
+whose recorded settings are not the table's is refused in one line, never reported as the table's.
 """
 import csv
 import json
@@ -21,8 +24,9 @@ from ..training.checkpoint import load_checkpoint, tensor_checksum
 from ..training.ensemble import step_key, train_ensemble
 from ..training.evaluation import error_report, predict
 from ..training.files import atomic_write_text
+from ..training.run_folder import setting_differences
 from ..training.runtime import setup_runtime
-from .sweep import epochs_done, run_sweep
+from .sweep import SETTINGS_FILE, check_run_folder, epochs_done, recorded_settings, run_sweep
 
 
 # row: (what it is, TrainConfig fields, the paper's test error in % as (mean, std); std None where
@@ -52,6 +56,9 @@ ROUTING_ROWS = {
 TABLES = {"table1": ROWS, "routing": ROUTING_ROWS}
 TEST_SIZE = 10_000
 PROTOCOL = "epoch selected on 5,000 validation images; test set evaluated once per finished run"
+# Where and how a run ran, left out of config.json: paths, the device asked for, process flags.
+MACHINE_SETTINGS = ("out", "data_root", "device", "resume", "overwrite", "progress", "download", "deadline")
+MOVE_AWAY = "move the folder away (or choose another --out) to train the table's run"
 RUN_FIELDS = ("row", "seed", "epochs", "best_epoch", "val_accuracy", "test_error_percent", "test_errors",
               "test_images", "train_seconds", "ensemble_size", "hardware", "commit")
 SUMMARY_FIELDS = ("row", "what", "runs", "test_error_mean", "test_error_std", "paper_mean", "paper_std",
@@ -65,6 +72,11 @@ def evaluate_once(config, commit, test_limit=None):
     the first N test images (quick runs; the count is recorded)."""
     out = Path(config.out)
     checkpoint = load_checkpoint(out / "best.pt")
+    differences = setting_differences(checkpoint.extra.get("train_config", {}), config)
+    if differences:
+        raise ValueError(f"{out / 'best.pt'} is not this run's model ({'; '.join(differences)}); {MOVE_AWAY}")
+    record = {k: v for k, v in checkpoint.extra["train_config"].items() if k not in MACHINE_SETTINGS}
+    atomic_write_text(out / SETTINGS_FILE, json.dumps({**record, "precision": checkpoint.extra["precision"]}, indent=1))
     source = {"checkpoint_checksum": tensor_checksum(checkpoint.model.state_dict()), "epochs": epochs_done(config),
               "test_images": test_limit or TEST_SIZE}
     stored = read_test_result(out / "test.json")
@@ -82,6 +94,29 @@ def evaluate_once(config, commit, test_limit=None):
               "parameters": sum(p.numel() for p in checkpoint.model.parameters()), **source}
     atomic_write_text(out / "test.json", json.dumps(result, indent=1))
     return result
+
+
+def committed_result(config, test_images):
+    """The test result of a finished run that kept no best.pt (its folder as committed: metrics.csv,
+    test.json, config.json), or None where there is no such run. Refused in one line: a stored run
+    of other settings, epochs or test images than the table's, since it can be neither reported
+    nor continued."""
+    out = Path(config.out)
+    stored = None if (out / "best.pt").is_file() else read_test_result(out / "test.json")
+    if stored is None:
+        return None         # nothing stored, or a checkpoint that evaluate_once checks it against
+    saved = recorded_settings(out)
+    if saved is None:
+        raise ValueError(f"{out / 'test.json'} has no {SETTINGS_FILE} beside it saying what it was trained with; "
+                         f"{MOVE_AWAY}")
+    differences = setting_differences(saved, config) + [
+        f"{name} was {stored[name]}, now {wanted}" for name, wanted in (("epochs", config.epochs),
+                                                                         ("test_images", test_images))
+        if stored[name] != wanted]
+    if differences:
+        raise ValueError(f"{out} holds a finished run with other settings than this command's "
+                         f"({'; '.join(differences)}) and no checkpoint to continue or test; {MOVE_AWAY}")
+    return stored
 
 
 def read_test_result(path):
@@ -131,7 +166,9 @@ def summarize(results, table=ROWS):
                       "paper_std": "" if paper_std is None else paper_std,
                       "parameters": runs[0]["parameters"], "epochs": joined("epochs"),
                       "train_seconds_per_run": round(statistics.mean(r["train_seconds"] for r in runs), 1),
-                      "hardware": joined("hardware"), "commit": joined("commit"), "protocol": PROTOCOL})
+                      "hardware": joined("hardware"), "commit": joined("commit"),
+                      "protocol": PROTOCOL + "".join(sorted({f"; reuses {r['reused_from']}" for r in runs
+                                                             if r.get("reused_from")}))})
     return lines
 
 

@@ -52,14 +52,19 @@ def claim(out, resume, overwrite):
     return found if overwrite else []
 
 
+def setting_differences(saved, config, changeable=RESUMABLE_CHANGES):
+    """['lr was 0.001, now 0.003', ...]: the settings outside `changeable` in which the saved run's
+    train_config (a dict; a setting newer than the file, or None, is saved as absent) and `config` differ."""
+    defaults = type(config)()
+    return [f"{name} was {saved.get(name, getattr(defaults, name))!r}, now {getattr(config, name)!r}"
+            for name in asdict(config) if name not in changeable
+            and saved.get(name, getattr(defaults, name)) != getattr(config, name)]
+
+
 def check_resumable(saved, config):
     """Refuse a resume whose settings differ from the saved run's where that changes the numbers."""
-    fixed = [name for name in asdict(config) if name not in RESUMABLE_CHANGES]
-    if saved.get("schedule", "exponential") != "exponential":
-        fixed.append("epochs")      # an annealing schedule's length is part of the run
-    defaults = type(config)()       # a setting newer than the checkpoint, or None, is saved as absent
-    differences = [f"{name} was {saved.get(name, getattr(defaults, name))!r}, now {getattr(config, name)!r}"
-                   for name in fixed if saved.get(name, getattr(defaults, name)) != getattr(config, name)]
+    annealing = saved.get("schedule", "exponential") != "exponential"  # its length is part of the run
+    differences = setting_differences(saved, config, [n for n in RESUMABLE_CHANGES if not (annealing and n == "epochs")])
     if differences:
         raise ValueError("cannot resume with other settings than the saved run's: " + "; ".join(differences)
                          + ". Resume with the same settings (only --epochs (not with an annealing --schedule), --max-steps, "
