@@ -119,6 +119,15 @@ def committed_result(config, test_images):
     return stored
 
 
+def reuse_note(runs):
+    """'; reuses results/recipe_search/fast (seed0, seed1, seed2)' for runs that are another
+    experiment's, committed there (their test.json names it in reused_from); '' for none."""
+    folders = sorted(Path(r["reused_from"]) for r in runs if r.get("reused_from"))
+    parents = sorted({folder.parent.as_posix() for folder in folders})
+    return "".join(f"; reuses {parent} ({', '.join(f.name for f in folders if f.parent.as_posix() == parent)})"
+                   for parent in parents)
+
+
 def read_test_result(path):
     """A stored test.json, checked: None if there is none, a one-line error naming the file if it is
     damaged or contradicts itself (delete it and run the command again to measure it anew)."""
@@ -167,8 +176,7 @@ def summarize(results, table=ROWS):
                       "parameters": runs[0]["parameters"], "epochs": joined("epochs"),
                       "train_seconds_per_run": round(statistics.mean(r["train_seconds"] for r in runs), 1),
                       "hardware": joined("hardware"), "commit": joined("commit"),
-                      "protocol": PROTOCOL + "".join(sorted({f"; reuses {r['reused_from']}" for r in runs
-                                                             if r.get("reused_from")}))})
+                      "protocol": PROTOCOL + reuse_note(runs)})
     return lines
 
 
