@@ -18,7 +18,7 @@ The package, by what it holds:
 """
 from .capsules import DigitCaps, PrimaryCaps, capsule_length, dynamic_routing, squash
 from .data.mnist import batches, load_mnist, random_shift, to_float
-from .losses import RECONSTRUCTION_WEIGHT, capsnet_loss, margin_loss, reconstruction_loss
+from .losses import AUTHORS_RECONSTRUCTION_WEIGHT, RECONSTRUCTION_WEIGHT, capsnet_loss, margin_loss, reconstruction_loss
 from .model import NUM_CLASSES, BaselineCNN, CapsNet, CapsNetConfig, CapsNetOutput, Decoder
 from .training.checkpoint import Checkpoint, load_checkpoint, load_pretrained, save_checkpoint
 from .training.config import TrainConfig
@@ -31,7 +31,7 @@ from .training.schedules import make_schedule
 
 __all__ = [
     "squash", "capsule_length", "PrimaryCaps", "dynamic_routing", "DigitCaps",
-    "margin_loss", "reconstruction_loss", "capsnet_loss", "RECONSTRUCTION_WEIGHT",
+    "margin_loss", "reconstruction_loss", "capsnet_loss", "RECONSTRUCTION_WEIGHT", "AUTHORS_RECONSTRUCTION_WEIGHT",
     "Decoder", "CapsNet", "CapsNetConfig", "CapsNetOutput", "BaselineCNN", "NUM_CLASSES",
     "load_mnist", "random_shift", "batches", "to_float",
     "pick_device", "resolve_precision", "autocast", "Runtime", "setup_runtime", "tune_cpu_allocator",
