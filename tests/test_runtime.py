@@ -11,7 +11,8 @@ import capsnet_lib as cl
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 DOCUMENTED_MODULES = {"figures.viz", "figures.panel", "figures.dimensions", "exercises",    # the rest is in capsnet_lib
                      "data.translated", "data.multimnist", "data.tasks",                  # Sec. 5.2 and 6 (notebooks 10, 11)
-                     "experiments.robustness", "training.evaluation"}
+                     "experiments.robustness", "training.evaluation",
+                     "experiments.table1"}                                                # Table 1 (notebook 12)
 
 
 def test_setup_runtime_resolves_the_precision_for_the_device():

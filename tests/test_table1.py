@@ -191,3 +191,20 @@ def test_the_committed_table_is_what_its_runs_give(tmp_path):
     assert table1_main(["--report-only", "--out", str(copy)]) == 0
     for name in ("runs.csv", "summary.csv"):
         assert (copy / name).read_text() == (committed / name).read_text(), f"{name} is not what the runs give"
+
+
+def test_the_readme_table_is_the_committed_summary():
+    """The README's 'Table 1 so far' has one line per row with the runs and mean ± std of
+    results/table1/summary.csv ('no run yet' for a row without runs) and the paper's numbers."""
+    from pathlib import Path
+    root = Path(__file__).parent.parent
+    with open(root / "results" / "table1" / "summary.csv") as f:
+        summary = {line["row"]: line for line in csv.DictReader(f)}
+    readme = {line.split("|")[1].strip(" `"): [cell.strip() for cell in line.split("|")[3:6]]
+              for line in (root / "README.md").read_text().splitlines() if line.startswith("| `")}
+    for row, (_, _, (paper_mean, paper_std)) in ROWS.items():
+        ours = summary.get(row)
+        expected = ["0", "no run yet"] if ours is None else [ours["runs"], f"{float(ours['test_error_mean']):.3f}" + (
+            f" ± {float(ours['test_error_std']):.3f}" if ours["test_error_std"] else "")]
+        expected.append(f"{paper_mean:.2f}" + (f" ± {paper_std:.3f}" if paper_std is not None else ""))
+        assert readme.get(row) == expected, f"README, Table 1, {row}: {readme.get(row)}; summary.csv: {expected}"
