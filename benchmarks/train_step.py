@@ -260,6 +260,9 @@ def main():
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--peaks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    for name in ("steps", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     device = pick_device(args.device)
     steps = args.steps or (10 if device.type == "cpu" else 50)
     if args.peaks:

@@ -30,6 +30,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.names is not None and len(args.names) != len(args.checkpoints):
         raise ValueError(f"--names gives {len(args.names)} names for {len(args.checkpoints)} checkpoints")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit must be >= 1 (the first N test digits), got {args.limit}")
     digits, labels = (t[:args.limit] for t in load_mnist("test", args.data_root, args.download))
     rows = []
     for k, path in enumerate(args.checkpoints):

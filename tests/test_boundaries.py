@@ -1,5 +1,9 @@
 """Every command and helper answers bad input in one clear line and never leaves a broken set of
 files (issue: table1, web_export, evaluate and the readers keep results true and whole)."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +133,22 @@ def test_after_a_torchrun_process_group_is_left_only_rank_0_counts_as_main(monke
     assert not distributed.is_main_process()
     monkeypatch.setenv("RANK", "0")
     assert distributed.is_main_process()
+
+
+@pytest.mark.parametrize("bad_value", [float("nan"), float("inf")])
+def test_evaluate_refuses_a_checkpoint_with_nan_or_inf_weights_in_one_line(tmp_path, capsys, bad_value):
+    model = CapsNet(reconstruction=False)
+    with torch.no_grad():
+        model.digit_caps.W[0, 0, 0] = bad_value          # checksummed as saved: not corruption, a diverged run
+    save_checkpoint(tmp_path / "best.pt", model)
+    assert evaluate_main([str(tmp_path / "best.pt"), "--device", "cpu", "--no-download"]) == 2
+    err = capsys.readouterr().err
+    assert "nan or inf weights (digit_caps.W)" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", [["--steps", "-1"], ["--steps", "0"], ["--batch-size", "0"]])
+def test_the_step_benchmark_refuses_a_count_below_one_before_timing_anything(option):
+    script = Path(__file__).parent.parent / "benchmarks" / "train_step.py"
+    result = subprocess.run([sys.executable, str(script), *option], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and f"{option[0]} must be >= 1, got {option[1]}" in result.stderr, result.stderr
+    assert "images/s" not in result.stdout

@@ -73,3 +73,11 @@ def test_the_two_colour_overlay_puts_each_reconstruction_in_its_own_channel():
     rgb = two_colour_overlay(image, first, second)
     assert rgb.shape == (4, 4, 3)
     assert tuple(rgb[0, 0]) == (1.0, 0.0, 0.0) and tuple(rgb[3, 3]) == (0.0, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("limit", ["0", "-5"])
+def test_the_robustness_command_refuses_a_limit_below_one_before_loading_anything(tmp_path, capsys, limit):
+    out = tmp_path / "robustness.csv"
+    assert robustness_main([str(tmp_path / "missing.pt"), "--out", str(out), "--limit", limit, "--no-download"]) == 2
+    assert f"--limit must be >= 1 (the first N test digits), got {limit}" in capsys.readouterr().err
+    assert not out.exists()

@@ -100,6 +100,7 @@ def load_checkpoint(path, model=None, map_location="cpu"):
                                      for k, (a, b) in differ.items()))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     check_fits(state, model.state_dict(), path)
+    check_finite(state, path)
     model.load_state_dict(state)
     return Checkpoint(model, config, payload.get("extra", {}))
 
@@ -114,6 +115,16 @@ def check_fits(state, expected, path):
                ([f"wrong shapes: {'; '.join(reshaped)}"] if reshaped else [])
     if problems:
         raise ValueError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
+
+
+def check_finite(state, path):
+    """Refuse weights holding nan or inf (a diverged run, or values beyond float16's 65504 saved as
+    float16): such a model's capsule lengths are nan and every prediction would be class 0."""
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"checkpoint {path} holds nan or inf weights ({', '.join(bad[:3])}"
+                         f"{', ...' if len(bad) > 3 else ''}): its run diverged or a float16 save overflowed; "
+                         "it can neither predict nor be trained further")
 
 
 def pretrained_path():
