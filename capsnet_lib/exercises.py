@@ -33,6 +33,8 @@ def _difference(answer, expected, atol):
     if isinstance(expected, torch.Tensor):
         if not isinstance(answer, torch.Tensor):
             return f"expected a tensor, got {type(answer).__name__}."
+        if answer.is_complex() and not expected.is_complex():
+            return f"expected a real tensor, got a complex one ({answer.dtype})."
         if answer.shape != expected.shape:
             return f"expected shape {tuple(expected.shape)}, got {tuple(answer.shape)}."
         if not torch.isfinite(answer).all():
@@ -43,6 +45,8 @@ def _difference(answer, expected, atol):
         if not isinstance(answer, (tuple, list)) or len(answer) != len(expected):
             return f"expected {len(expected)} values, got {answer!r}."
         return next((p for p in (_difference(a, e, atol) for a, e in zip(answer, expected)) if p), "")
+    if isinstance(answer, (str, bytes)):
+        return f"expected the number {expected!r}, got the text {answer!r}."
     if isinstance(answer, torch.Tensor):
         answer = answer.item() if answer.numel() == 1 else answer
     try:
@@ -193,7 +197,7 @@ def check_capstone(pieces, model, images):
     W = model.digit_caps.W.view(model.digit_caps.num_in, model.digit_caps.num_out, model.digit_caps.out_dim,
                                 model.digit_caps.in_dim)                        # (1152, 10, 16, 8): W_ij
     output = model(images)
-    steps = [
+    steps = [                                       # one per piece, in CAPSTONE_PIECES' order
         ("squash (Eq. 1)", lambda: pieces["squash"](s), lambda: squash(s),
          "|v| = |s|^2 / (1 + |s|^2) along s / |s|; put a small eps inside the square root so s = 0 gives 0, not nan"),
         ("primary capsules", lambda: pieces["primary_capsules"](conv_out), lambda: u,
@@ -211,7 +215,7 @@ def check_capstone(pieces, model, images):
          "compose your pieces with the model's weights: conv1, relu, primary_caps.conv, digit_caps.W, "
          "then decoder.net on the input masked by the *predicted* class"),
     ]
-    for what, yours, expected, hint in steps:
-        if not check(what, yours(), expected(), hint=hint, atol=1e-4):
+    for name, (what, yours, expected, hint) in zip(CAPSTONE_PIECES, steps):
+        if not check(what, None if pieces[name] is None else yours(), expected(), hint=hint, atol=1e-4):
             return
     print(f"your CapsNet is cl.CapsNet: the same lengths and reconstructions on {len(images)} test digits")

@@ -24,6 +24,8 @@ def test_a_right_answer_is_called_correct(capsys):
     (1151, 1152, "expected 1152, got 1151"),
     ([1.0], torch.ones(1), "expected a tensor, got list"),
     ((torch.zeros(1),), (torch.zeros(1), 2.0), "expected 2 values"),
+    ("1152", 1152, "expected the number 1152, got the text '1152'"),
+    (torch.ones(2, dtype=torch.complex64), torch.ones(2), "expected a real tensor, got a complex one"),
 ])
 def test_a_wrong_answer_says_what_is_wrong_and_gives_the_hint(answer, expected, message):
     with pytest.raises(NotYet, match=re.escape(message)) as error:
@@ -200,10 +202,16 @@ def test_a_forward_that_decodes_the_wrong_capsule_is_caught_after_every_piece_pa
 
 def test_an_unanswered_capstone_says_so_once_and_a_missing_piece_is_named(capstone, capsys):
     from capsnet_lib.exercises import CAPSTONE_PIECES
-    _, run = capstone
+    solved, run = capstone
     run({name: (lambda *args: None) for name in CAPSTONE_PIECES})
     output = capsys.readouterr().out
     assert output.count("not answered yet") == 1 and output.startswith("squash (Eq. 1): not answered yet")
+    run({name: None for name in CAPSTONE_PIECES})          # pieces left as None: the same one line
+    output = capsys.readouterr().out
+    assert output.count("not answered yet") == 1 and output.startswith("squash (Eq. 1): not answered yet")
+    run({**solved, "route": None})
+    output = capsys.readouterr().out
+    assert output.count("correct") == 3 and "routing (Procedure 1): not answered yet" in output
     with pytest.raises(ValueError, match="pieces lacks route, forward"):
         run({name: None for name in CAPSTONE_PIECES if name not in ("route", "forward")})
 
