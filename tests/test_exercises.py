@@ -77,10 +77,13 @@ def _by_prediction(caps, labels):
 
 # The plausible wrong answers each check must refuse, with the case that tells them apart.
 WRONG = {
-    "00_primary_capsule_count": [(lambda n: 32 * ((n - 16) // 2) ** 2, "29x29"),      # right for even sizes only
-                                 (lambda n: 32 * ((n - 17) / 2 + 1) ** 2, "28x28")],   # not floored
+    "00_primary_capsule_count": [(lambda n: 32 * ((n - 16) // 2) ** 2, "17x17"),      # right for even sizes only
+                                 (lambda n: 32 * ((n - 17) / 2 + 1) ** 2, "18x18"),    # not floored
+                                 (lambda n: 32 * round((n - 17) / 2 + 1) ** 2, "18x18")],  # right at 28, 29, 36, 40, 41
     "01_unsquash": [(lambda v: v / (1 - v.norm(dim=-1, keepdim=True)), "unsquash"),    # length formula of |v| alone
-                    (lambda v: v.norm(dim=-1, keepdim=True).expand_as(v), "unsquash")],  # direction lost
+                    (lambda v: v.norm(dim=-1, keepdim=True).expand_as(v), "unsquash"),  # direction lost
+                    (lambda v: v / v.norm(dim=1, keepdim=True) * (v.norm(dim=1, keepdim=True)  # a norm over dim 1
+                     / (1 - v.norm(dim=1, keepdim=True))).sqrt(), "(4, 50, 8) capsules")],
     "02_receptive_field": [(lambda y, x: (2 * y, 2 * y + 17, 2 * x, 2 * x + 17), "(0, 0)"),   # one row too many
                            (lambda y, x: (2 * x, 2 * x + 16, 2 * y, 2 * y + 16), "(2, 4)"),   # rows and columns swapped
                            (lambda y, x: (y, y + 16, x, x + 16), "(2, 4)")],                   # stride 1
@@ -88,7 +91,8 @@ WRONG = {
                      (lambda u_hat, v: torch.einsum("bijd,bjd->bij", u_hat, v) / 16, "agreement")],  # a mean
     "04_all_predictions": [(lambda W, u: torch.einsum("ijdk,bk->bijd", W, u.sum(1)), "all predictions")],  # i dropped
     "05_decoder_input": [(_by_prediction, "labels the model did not predict")],
-    "06_lr_at": [(lambda step: 1e-3 * 0.96 ** (step // 2000), "lr after 1000 steps")],  # a staircase
+    "06_lr_at": [(lambda step: 1e-3 * 0.96 ** (step // 2000), "lr after 1 steps"),  # a staircase
+                 (lambda step: 1e-3 * 0.96 ** ((step + 1) / 2000), "lr after 1 steps")],  # one step off
     "07_per_image_error": [(lambda x, r: ((r - x) ** 2).flatten(1).mean(dim=1), "per-image"),      # a pixel mean
                            (lambda x, r: ((r - x) ** 2).sum().expand(len(x)), "per-image")],       # the batch sum
     "08_centre_x": [(lambda im: (im * torch.arange(28.0)[:, None]).sum((1, 2)) / im.sum((1, 2)), "centre_x"),  # rows
@@ -155,6 +159,11 @@ def _naive_squash(s):
     return norm ** 2 / (1 + norm ** 2) * s / norm
 
 
+def _eps_outside_the_root(s):
+    norm = (s ** 2).sum(dim=-1, keepdim=True).sqrt()                      # sqrt's gradient at 0 is inf: nan
+    return norm ** 2 / (1 + norm ** 2) * s / (norm + 1e-8)
+
+
 def _route_with(softmax_dim=2, shared=False):
     def route(u_hat, iterations):
         from capsnet_lib import squash
@@ -175,7 +184,8 @@ def _component_major(conv_out):                                           # the 
 
 
 @pytest.mark.parametrize("piece, wrong, named", [
-    ("squash", _naive_squash, "squash (Eq. 1)"),
+    ("squash", _naive_squash, "squash (Eq. 1) and its gradient"),
+    ("squash", _eps_outside_the_root, "squash (Eq. 1) and its gradient"),   # right values, nan gradient at 0
     ("primary_capsules", _component_major, "primary capsules"),
     ("predictions", lambda W, u: torch.einsum("ijdk,bik->bijd", W.flip(1), u), "predictions (Eq. 2)"),
     ("route", _route_with(softmax_dim=1), "routing (Procedure 1)"),       # softmax over the children
@@ -200,15 +210,29 @@ def test_a_forward_that_decodes_the_wrong_capsule_is_caught_after_every_piece_pa
     assert capsys.readouterr().out.count("correct") == 5
 
 
+def test_a_forward_that_calls_the_library_model_is_caught(capstone, capsys):
+    solved, run = capstone
+
+    def forward(model, images):
+        output = model(images)
+        return output.lengths, output.reconstructions
+    with pytest.raises(NotYet, match="It calls the library's CapsNet instead of your pieces"):
+        run({**solved, "forward": forward})
+    assert capsys.readouterr().out.count("correct") == 5
+    run(solved)                                             # the library's forward works again afterwards
+    assert "your CapsNet is cl.CapsNet" in capsys.readouterr().out
+
+
 def test_an_unanswered_capstone_says_so_once_and_a_missing_piece_is_named(capstone, capsys):
     from capsnet_lib.exercises import CAPSTONE_PIECES
     solved, run = capstone
+    first = "squash (Eq. 1) and its gradient: not answered yet"
     run({name: (lambda *args: None) for name in CAPSTONE_PIECES})
     output = capsys.readouterr().out
-    assert output.count("not answered yet") == 1 and output.startswith("squash (Eq. 1): not answered yet")
+    assert output.count("not answered yet") == 1 and output.startswith(first)
     run({name: None for name in CAPSTONE_PIECES})          # pieces left as None: the same one line
     output = capsys.readouterr().out
-    assert output.count("not answered yet") == 1 and output.startswith("squash (Eq. 1): not answered yet")
+    assert output.count("not answered yet") == 1 and output.startswith(first)
     run({**solved, "route": None})
     output = capsys.readouterr().out
     assert output.count("correct") == 3 and "routing (Procedure 1): not answered yet" in output
