@@ -56,6 +56,15 @@ def _difference(answer, expected, atol):
     return "" if gap <= atol * max(1.0, abs(float(expected))) else f"expected {expected}, got {answer}."
 
 
+def _isolated(answer_fn):
+    """The reader's function, called on copies of its tensor arguments: an answer that changes its
+    input in place (zeroes it, or reshapes it with unsqueeze_) cannot change the expected value
+    computed from the originals, nor crash on a view."""
+    if answer_fn is None:
+        return None
+    return lambda *args: answer_fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
+
+
 # The notebooks' exercises, each checked on the cases where the plausible wrong answers differ.
 # Each stops at its first unanswered case: one "not answered yet" line, not one per case.
 
@@ -109,6 +118,7 @@ def check_agreement(agreement):
     """Notebook 03: u_hat . v for every child and parent, against an einsum, then the worked number."""
     generator = torch.Generator().manual_seed(3)
     u_hat, v = torch.randn(2, 1152, 10, 16, generator=generator), torch.randn(2, 10, 16, generator=generator)
+    agreement = _isolated(agreement)
     if not check("agreement", agreement(u_hat, v), torch.einsum("bijd,bjd->bij", u_hat, v), atol=1e-4,
                  hint="v has no child axis: unsqueeze it at dim 1 so it broadcasts over the 1,152 children"):
         return
@@ -123,24 +133,24 @@ def check_all_predictions(all_predictions, layer):
     u = torch.randn(2, layer.num_in, layer.in_dim, generator=generator)
     W = layer.W.detach().view(layer.num_in, layer.num_out, layer.out_dim, layer.in_dim)
     with torch.no_grad():
-        check("all predictions", all_predictions(W, u), layer.predictions(u), atol=1e-5,
+        check("all predictions", _isolated(all_predictions)(W, u), layer.predictions(u), atol=1e-5,
               hint="the sum runs over the 8 components k of u_i; i, j and d stay")
 
 
 @torch.no_grad()
 def check_decoder_input(decoder_input, model, images, labels):
-    """Notebook 05: the masked, flattened capsules, decoded and compared with model.decode, once with
-    the true labels and once with labels the model did not predict (masking by the prediction
-    instead of the label passes the first and fails the second)."""
+    """Notebook 05: the masked, flattened (B, 160) capsules, once with the true labels and once with
+    labels the model did not predict (masking by the prediction instead of the label passes the first
+    and fails the second). Any float dtype is accepted; another shape, (B, 10, 16) or (B, 1, 160), is not."""
     output = model(images)
     predicted = output.lengths.argmax(dim=1)
     not_predicted = (predicted + 1 + torch.arange(len(labels)) % 9) % 10        # never the prediction
+    yours = _isolated(decoder_input)
     for what, given in (("true labels", labels), ("labels the model did not predict", not_predicted)):
-        answer = decoder_input(output.digit_caps, given)
-        yours = None if answer is None else model.decoder.net(answer).view(-1, *images.shape[1:])
-        if not check(f"decoder input, {what}", yours, model.decode(output.digit_caps, given), atol=1e-5,
+        masked = (output.digit_caps * torch.nn.functional.one_hot(given, 10).to(output.digit_caps.dtype)[..., None])
+        if not check(f"decoder input, {what}", yours(output.digit_caps, given), masked.flatten(1), atol=1e-5,
                      hint="keep the capsule each *label* names (not the longest one): one_hot(labels) is (B, 10); "
-                          "give it a trailing axis to multiply the (B, 10, 16) capsules"):
+                          "give it a trailing axis to multiply the (B, 10, 16) capsules, then flatten to (B, 160)"):
             return
 
 
@@ -168,7 +178,7 @@ def check_per_image_error(per_image_error, model, images):
     from .losses import reconstruction_loss
     recon = model(images).reconstructions
     one_by_one = torch.stack([reconstruction_loss(recon[k:k + 1], images[k:k + 1]) for k in range(len(images))])
-    check("per-image reconstruction error", per_image_error(images, recon), one_by_one, atol=1e-4,
+    check("per-image reconstruction error", _isolated(per_image_error)(images, recon), one_by_one, atol=1e-4,
           hint="sum over every pixel of one image, not over the batch; mean would be 784 times too small")
 
 
@@ -176,7 +186,7 @@ def check_centre_x(centre_x, images):
     """Notebook 08: the intensity-weighted mean column of (N, 28, 28) images, against the statistic
     the dimension measurement uses (the mean row, or an unnormalised sum, fails)."""
     from .figures.dimensions import STATISTICS, image_statistics
-    check("centre_x", centre_x(images), image_statistics(images)[:, STATISTICS.index("centre_x")], atol=1e-4,
+    check("centre_x", _isolated(centre_x)(images), image_statistics(images)[:, STATISTICS.index("centre_x")], atol=1e-4,
           hint="multiply each pixel by its column index (the last axis), sum, divide by the summed intensity")
 
 
@@ -229,6 +239,7 @@ def check_capstone(pieces, model, images):
     missing = [name for name in CAPSTONE_PIECES if name not in pieces]
     if missing:
         raise ValueError(f"pieces lacks {', '.join(missing)}: pass a dict with all of {', '.join(CAPSTONE_PIECES)}")
+    pieces = {name: _isolated(pieces[name]) for name in CAPSTONE_PIECES}    # each called on copies
     generator = torch.Generator().manual_seed(9)
     s = torch.randn(64, 16, generator=generator) * torch.linspace(0.05, 4, 64)[:, None]
     s[0] = 0.0                                                      # a silent capsule: no nan

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from capsnet_lib.exercises import NotYet, check
 
@@ -89,13 +90,20 @@ WRONG = {
                            (lambda y, x: (y, y + 16, x, x + 16), "(2, 4)")],                   # stride 1
     "03_agreement": [(lambda u_hat, v: (u_hat * v.unsqueeze(1)).sum(dim=2), "agreement"),       # summed over parents
                      (lambda u_hat, v: torch.einsum("bijd,bjd->bij", u_hat, v) / 16, "agreement")],  # a mean
-    "04_all_predictions": [(lambda W, u: torch.einsum("ijdk,bk->bijd", W, u.sum(1)), "all predictions")],  # i dropped
-    "05_decoder_input": [(_by_prediction, "labels the model did not predict")],
+    "04_all_predictions": [(lambda W, u: torch.einsum("ijdk,bk->bijd", W, u.sum(1)), "all predictions"),  # i dropped
+                           (lambda W, u: torch.zeros(*u.shape[:2], *W.shape[1:3]) + 0 * u.zero_().sum(),
+                            "all predictions")],                               # zeroes its input, returns zeros
+    "05_decoder_input": [(_by_prediction, "labels the model did not predict"),
+                         (lambda caps, labels: caps * F.one_hot(labels, 10)[..., None], "got (64, 10, 16)"),
+                         (lambda caps, labels: (caps * F.one_hot(labels, 10)[..., None]).view(-1, 1, 160),
+                          "got (64, 1, 160)"),                                 # decodes the same, wrong shape
+                         (lambda caps, labels: [0.0] * 160, "expected a tensor, got list")],
     "06_lr_at": [(lambda step: 1e-3 * 0.96 ** (step // 2000), "lr after 1 steps"),  # a staircase
                  (lambda step: 1e-3 * 0.96 ** ((step + 1) / 2000), "lr after 1 steps")],  # one step off
     "07_per_image_error": [(lambda x, r: ((r - x) ** 2).flatten(1).mean(dim=1), "per-image"),      # a pixel mean
                            (lambda x, r: ((r - x) ** 2).sum().expand(len(x)), "per-image")],       # the batch sum
-    "08_centre_x": [(lambda im: (im * torch.arange(28.0)[:, None]).sum((1, 2)) / im.sum((1, 2)), "centre_x"),  # rows
+    "08_centre_x": [(lambda im: (im.fill_(1.0) * torch.arange(28.0)).sum((1, 2)) / im.sum((1, 2)), "centre_x"),  # fills
+                    (lambda im: (im * torch.arange(28.0)[:, None]).sum((1, 2)) / im.sum((1, 2)), "centre_x"),  # rows
                     (lambda im: (im * torch.arange(28.0)).sum((1, 2)), "centre_x")],           # not normalised
 }
 
@@ -105,6 +113,22 @@ def test_each_solution_passes_its_check(name, cases, capsys):
     cases[name](solution(name))
     output = capsys.readouterr().out
     assert "correct" in output and "not answered" not in output, output
+
+
+def _predictions_in_place(W, u):                                         # right, with unsqueeze_ on its input
+    return (W @ u.unsqueeze_(2).unsqueeze_(-1)).squeeze(-1)
+
+
+RIGHT_IN_ANOTHER_FORM = {
+    "04_all_predictions": _predictions_in_place,
+    "05_decoder_input": lambda caps, labels: (caps.double() * F.one_hot(labels, 10).double()[..., None]).flatten(1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT_IN_ANOTHER_FORM))
+def test_a_right_answer_that_works_in_place_or_in_float64_is_called_correct(name, cases, capsys):
+    cases[name](RIGHT_IN_ANOTHER_FORM[name])
+    assert "correct" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
@@ -191,6 +215,7 @@ def _component_major(conv_out):                                           # the 
     ("route", _route_with(softmax_dim=1), "routing (Procedure 1)"),       # softmax over the children
     ("route", _route_with(shared=True), "routing (Procedure 1)"),       # logits shared across the batch
     ("decoder_input", lambda v, classes: v.flatten(1), "decoder input"),  # nothing masked
+    ("squash", lambda s: s.zero_(), "squash (Eq. 1) and its gradient"),    # zeroes its input, returns it
 ])
 def test_the_capstone_names_the_first_wrong_piece(capstone, piece, wrong, named):
     solved, run = capstone
