@@ -109,3 +109,16 @@ def test_the_two_digit_loss_is_eq4_with_two_classes_present_and_accuracy_needs_b
     assert present(label_pairs).sum(1).tolist() == [2, 2]
     one = torch.rand(4, 10)
     assert torch.allclose(two_digit_margin_loss(one, torch.tensor([[3, 3]] * 4)), margin_loss(one, torch.tensor([3] * 4)))
+
+
+def test_a_multimnist_batch_of_one_digit_or_one_class_pairs_with_the_rest_of_the_split(digits):
+    from capsnet_lib.data.tasks import TASKS
+    images, labels = digits
+    three = (labels == 3).nonzero().flatten()[:2]
+    split = torch.cat([images[three], images[labels != 3][:5]]), torch.cat([labels[three], labels[labels != 3][:5]])
+    for batch_size in (3, 6):                  # 7 digits: a last batch of one; a batch of two 3s is possible
+        for seed in range(20):
+            for x, batch in TASKS["multimnist"].batches(*split, batch_size, torch.Generator().manual_seed(seed)):
+                assert x.shape[1:] == (1, 36, 36) and (batch["labels"][:, 0] != batch["labels"][:, 1]).all()
+    one = pairs(images[three[:1]], labels[three[:1]], torch.Generator().manual_seed(0), pool=(images, labels))
+    assert one["labels"][0, 0] == 3 and one["labels"][0, 1] != 3

@@ -14,31 +14,35 @@ from .mnist import random_shift
 SIZE, MAX_SHIFT = 36, 4
 
 
-def partners(labels, generator=None, tries=100):
-    """For every digit, the index of another digit of the same split with a different label."""
-    n = labels.shape[0]
-    choice = torch.randint(0, n, (n,), generator=generator, device=labels.device)
+def partners(labels, generator=None, pool=None, tries=100):
+    """For every digit, the index into `pool` (the labels to pair from; default `labels` itself) of
+    a digit with a different label."""
+    pool = labels if pool is None else pool
+    choice = torch.randint(0, pool.shape[0], labels.shape, generator=generator, device=labels.device)
     for _ in range(tries):
-        same = labels[choice] == labels
+        same = pool[choice] == labels
         if not same.any():
             return choice
-        choice = torch.where(same, torch.randint(0, n, (n,), generator=generator, device=labels.device), choice)
+        choice = torch.where(same, torch.randint(0, pool.shape[0], labels.shape, generator=generator,
+                                                 device=labels.device), choice)
     raise ValueError("could not find a partner of another class for every digit; are all labels equal?")
 
 
-def pairs(images, labels, generator=None, size=SIZE, max_shift=MAX_SHIFT):
-    """uint8 digits (N, 28, 28) and labels (N,) -> one MultiMNIST image per digit.
+def pairs(images, labels, generator=None, size=SIZE, max_shift=MAX_SHIFT, pool=None):
+    """uint8 digits (N, 28, 28) and labels (N,) -> one MultiMNIST image per digit, its partner drawn
+    from the same digits, or from `pool` = (images, labels) of the whole split if given.
 
     Returns a dict: images (N, 1, S, S) float in [0, 1], the overlay; first and second (N, 1, S, S),
     each digit alone where it sits in the overlay (the reconstruction targets); labels (N, 2), the two
     classes, always different."""
-    other = partners(labels, generator)
+    pool_images, pool_labels = (images, labels) if pool is None else pool
+    other = partners(labels, generator, pool_labels)
     pad = (size - images.shape[-1]) // 2
     padded = lambda x: F.pad(x.float() / 255, (pad, size - images.shape[-1] - pad) * 2)
     first = random_shift(padded(images), max_shift, generator)
-    second = random_shift(padded(images[other]), max_shift, generator)
+    second = random_shift(padded(pool_images[other]), max_shift, generator)
     return {"images": (first + second).clamp(max=1.0)[:, None], "first": first[:, None], "second": second[:, None],
-            "labels": torch.stack([labels, labels[other]], dim=1)}
+            "labels": torch.stack([labels, pool_labels[other]], dim=1)}
 
 
 def present(label_pairs, num_classes=10):

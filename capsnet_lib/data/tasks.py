@@ -78,7 +78,8 @@ class MultiMnist:
 
     def batches(self, images, labels, batch_size, generator):
         for index in shuffled(images.shape[0], batch_size, generator, images.device):
-            batch = pairs(images[index], labels[index], generator)
+            one_class = bool((labels[index] == labels[index[0]]).all())     # e.g. a last batch of one digit
+            batch = pairs(images[index], labels[index], generator, pool=(images, labels) if one_class else None)
             yield batch["images"], batch
 
     def fixed_set(self, images, labels, device):
