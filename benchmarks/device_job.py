@@ -54,14 +54,49 @@ RECIPES_REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit",
 
 
 def pack_data(data_root, folder):
-    """MNIST's four raw files, gzip'd into `folder` (what travels to the GPU machine)."""
-    from capsnet_lib.data.mnist import data_root as resolve
+    """MNIST's four raw files, checked, gzip'd into `folder` (what travels to the GPU machine). The pack
+    is built in a sibling folder and swapped in only when whole, so a broken MNIST root leaves an
+    earlier pack as it was."""
+    from capsnet_lib.data.mnist import check_idx_pair, data_root as resolve
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise SystemExit(f"error: --pack-data {folder} is a file, not a folder")
     raw = resolve(data_root) / "MNIST" / "raw"
-    Path(folder).mkdir(parents=True, exist_ok=True)
+    missing = [name for name in RAW_FILES if not (raw / name).is_file()]
+    if missing:
+        raise SystemExit(f"error: {raw} lacks {', '.join(missing)}; point --data-root at a folder holding MNIST/raw")
+    try:
+        for images, labels in (RAW_FILES[0:2], RAW_FILES[2:4]):
+            check_idx_pair(raw / images, raw / labels)
+    except ValueError as error:
+        raise SystemExit(f"error: {error}; nothing was packed") from None
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     for name in RAW_FILES:
-        with open(raw / name, "rb") as source, gzip.open(Path(folder) / f"{name}.gz", "wb", compresslevel=6) as target:
+        with open(raw / name, "rb") as source, gzip.open(building / f"{name}.gz", "wb", compresslevel=6) as target:
             shutil.copyfileobj(source, target)
-    return sum((Path(folder) / f"{name}.gz").stat().st_size for name in RAW_FILES)
+    old = folder.with_name(f".{folder.name}-old")
+    if folder.exists():
+        folder.rename(old)
+    building.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return sum((folder / f"{name}.gz").stat().st_size for name in RAW_FILES)
+
+
+def check_out_and_data(out, data):
+    """Before anything is written: OUT is a new or empty folder (an earlier job's results are never
+    overwritten), and DATA holds every file --pack-data writes."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"error: --out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:4])
+        raise SystemExit(f"error: --out {out} already holds files ({held}), an earlier job's results perhaps; "
+                         "choose an empty or new folder")
+    missing = [f"{name}.gz" for name in RAW_FILES if not (Path(data) / f"{name}.gz").is_file()]
+    if missing:
+        raise SystemExit(f"error: --data {data} lacks {', '.join(missing)}; make it with --pack-data {data} "
+                         "on a machine with MNIST")
 
 
 def unpack_data(folder, data_root):
@@ -183,6 +218,7 @@ def main(argv=None):
         return 0
     if not (math.isfinite(args.budget) and args.budget > RESERVE + 10) or args.epochs < 1:
         raise SystemExit(f"error: --budget must be more than {RESERVE + 10} s and --epochs >= 1")
+    check_out_and_data(args.out, args.data)
     job = Job(args)
     try:
         run_parts(job, args)

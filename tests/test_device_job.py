@@ -56,3 +56,38 @@ def test_the_device_job_runs_every_part_and_returns_at_most_eight_small_files(tm
     assert best.config["routing_iterations"] == 3 and best.config["reconstruction"] is True
     headline = [r for r in table1 if r["row"] == "routing3_recon"]
     assert best.extra["val_accuracy"] == max(float(r["val_accuracy"]) for r in headline)   # chosen on validation
+
+
+def _job(*args):
+    return subprocess.run([sys.executable, str(JOB), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+def test_the_device_job_refuses_a_used_or_file_out_and_missing_data_before_writing_anything(tmp_path):
+    (tmp_path / "data").mkdir()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "plan.txt").write_text("an earlier job's plan\n")
+    (tmp_path / "file").write_text("")
+    for out, message in ((earlier, "already holds files (plan.txt)"), (tmp_path / "file", "is a file, not a folder"),
+                         (tmp_path / "new", "lacks train-images-idx3-ubyte.gz")):
+        result = _job("--rehearsal", "--data", tmp_path / "data", "--out", out, "--budget", "600")
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert (earlier / "plan.txt").read_text() == "an earlier job's plan\n" and not (tmp_path / "new").exists()
+
+
+def test_packing_from_a_broken_mnist_root_leaves_the_earlier_pack_whole(tmp_path, mnist_root):
+    pack = tmp_path / "pack"
+    assert _job("--pack-data", pack, "--data-root", mnist_root).returncode == 0
+    before = {p.name: p.read_bytes() for p in pack.iterdir()}
+    raw = tmp_path / "broken" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    good = Path(mnist_root) / "MNIST" / "raw"
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / name).symlink_to(good / name)
+    (raw / "t10k-images-idx3-ubyte").write_bytes((good / "t10k-images-idx3-ubyte").read_bytes()[:1000])  # truncated
+    result = _job("--pack-data", pack, "--data-root", tmp_path / "broken")
+    assert result.returncode == 1 and "truncated" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert {p.name: p.read_bytes() for p in pack.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken", "pack"], "a half-built pack was left beside it"
+    result = _job("--pack-data", raw / "t10k-images-idx3-ubyte", "--data-root", mnist_root)
+    assert result.returncode == 1 and "is a file, not a folder" in result.stderr
