@@ -100,13 +100,13 @@ def load_checkpoint(path, model=None, map_location="cpu"):
                                      for k, (a, b) in differ.items()))
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     check_fits(state, model.state_dict(), path)
-    check_finite(state, path)
     model.load_state_dict(state)
     return Checkpoint(model, config, payload.get("extra", {}))
 
 
 def check_fits(state, expected, path):
-    """Name the missing, unexpected and reshaped weights of a state dict that does not fit."""
+    """Name the missing, unexpected and reshaped weights of a state dict that does not fit, then its
+    non-finite ones."""
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     reshaped = [f"{k} {tuple(state[k].shape)} instead of {tuple(expected[k].shape)}"
                 for k in sorted(set(state) & set(expected)) if state[k].shape != expected[k].shape]
@@ -115,6 +115,7 @@ def check_fits(state, expected, path):
                ([f"wrong shapes: {'; '.join(reshaped)}"] if reshaped else [])
     if problems:
         raise ValueError(f"checkpoint {path} does not fit the model: " + "; ".join(problems))
+    check_finite(state, path)
 
 
 def check_finite(state, path):
