@@ -103,11 +103,8 @@ def unpack_data(folder, data_root):
     """The gzip'd files back into torchvision's layout, DATA_ROOT/MNIST/raw."""
     raw = Path(data_root) / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in RAW_FILES:
-        source = Path(folder) / f"{name}.gz"
-        if not source.is_file():
-            raise SystemExit(f"error: {source} is missing; make it with --pack-data {folder} on a machine with MNIST")
-        with gzip.open(source, "rb") as f, open(raw / name, "wb") as target:
+    for name in RAW_FILES:                  # check_out_and_data has checked that every file is there
+        with gzip.open(Path(folder) / f"{name}.gz", "rb") as f, open(raw / name, "wb") as target:
             shutil.copyfileobj(f, target)
 
 

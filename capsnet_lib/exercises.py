@@ -56,6 +56,11 @@ def _difference(answer, expected, atol):
     return "" if gap <= atol * max(1.0, abs(float(expected))) else f"expected {expected}, got {answer}."
 
 
+def _masked(capsules, classes):
+    """(B, 10, 16) capsules, (B,) classes -> (B, 160): each image's named capsule, the other nine zeroed."""
+    return (capsules * torch.nn.functional.one_hot(classes, 10).to(capsules.dtype)[..., None]).flatten(1)
+
+
 def _isolated(answer_fn):
     """The reader's function, called on copies of its tensor arguments: an answer that changes its
     input in place (zeroes it, or reshapes it with unsqueeze_) cannot change the expected value
@@ -147,8 +152,8 @@ def check_decoder_input(decoder_input, model, images, labels):
     not_predicted = (predicted + 1 + torch.arange(len(labels)) % 9) % 10        # never the prediction
     yours = _isolated(decoder_input)
     for what, given in (("true labels", labels), ("labels the model did not predict", not_predicted)):
-        masked = (output.digit_caps * torch.nn.functional.one_hot(given, 10).to(output.digit_caps.dtype)[..., None])
-        if not check(f"decoder input, {what}", yours(output.digit_caps, given), masked.flatten(1), atol=1e-5,
+        if not check(f"decoder input, {what}", yours(output.digit_caps, given), _masked(output.digit_caps, given),
+                     atol=1e-5,
                      hint="keep the capsule each *label* names (not the longest one): one_hot(labels) is (B, 10); "
                           "give it a trailing axis to multiply the (B, 10, 16) capsules, then flatten to (B, 160)"):
             return
@@ -263,8 +268,7 @@ def check_capstone(pieces, model, images):
         ("routing (Procedure 1)", lambda: pieces["route"](u_hat, model.digit_caps.routing_iterations), lambda: v,
          "b starts at 0 for every image; c = softmax of b over the parents j (dim 2 of (B, I, J)); "
          "s_j = sum_i c_ij u_hat_j|i; v = squash(s); b += u_hat . v"),
-        ("decoder input", lambda: pieces["decoder_input"](v, classes), lambda: (v * torch.nn.functional.one_hot(
-            classes, 10).to(v.dtype).unsqueeze(-1)).flatten(1),
+        ("decoder input", lambda: pieces["decoder_input"](v, classes), lambda: _masked(v, classes),
          "keep the capsule each class names, zero the other nine, flatten to (B, 160)"),
         ("forward: lengths and reconstructions", lambda: _without_library_forward(pieces["forward"], model, images),
          lambda: (output.lengths, output.reconstructions),

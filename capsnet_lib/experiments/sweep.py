@@ -25,6 +25,7 @@ from ..training.loop import run_training
 from ..training.run_folder import existing_run_files, setting_differences
 
 SETTINGS_FILE = "config.json"       # a run's settings, small enough to commit beside its results
+MOVE_AWAY = "move the folder away (or choose another --out) to train these settings"
 
 
 def epochs_done(config):
@@ -59,13 +60,12 @@ def check_run_folder(config):
     results but no last.pt to continue from."""
     saved = recorded_settings(config.out)
     differences = [] if saved is None else setting_differences(saved, config)
-    move = "move the folder away (or choose another --out) to train these settings"
     if differences:
         raise ValueError(f"{config.out} holds a run with other settings than this command's "
-                         f"({'; '.join(differences)}); {move}")
+                         f"({'; '.join(differences)}); {MOVE_AWAY}")
     found = existing_run_files(config.out)
     if found and "last.pt" not in found:
-        raise ValueError(f"{config.out} holds {', '.join(found)} but no last.pt to continue from; {move}")
+        raise ValueError(f"{config.out} holds {', '.join(found)} but no last.pt to continue from; {MOVE_AWAY}")
 
 
 def devices_for(device_name):

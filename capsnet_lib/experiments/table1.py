@@ -26,7 +26,7 @@ from ..training.evaluation import error_report, predict
 from ..training.files import atomic_write_text
 from ..training.run_folder import setting_differences
 from ..training.runtime import setup_runtime
-from .sweep import SETTINGS_FILE, check_run_folder, epochs_done, recorded_settings, run_sweep
+from .sweep import MOVE_AWAY, SETTINGS_FILE, check_run_folder, epochs_done, recorded_settings, run_sweep
 
 
 # row: (what it is, TrainConfig fields, the paper's test error in % as (mean, std); std None where
@@ -58,7 +58,6 @@ TEST_SIZE = 10_000
 PROTOCOL = "epoch selected on 5,000 validation images; test set evaluated once per finished run"
 # Where and how a run ran, left out of config.json: paths, the device asked for, process flags.
 MACHINE_SETTINGS = ("out", "data_root", "device", "resume", "overwrite", "progress", "download", "deadline")
-MOVE_AWAY = "move the folder away (or choose another --out) to train the table's run"
 RUN_FIELDS = ("row", "seed", "epochs", "best_epoch", "val_accuracy", "test_error_percent", "test_errors",
               "test_images", "train_seconds", "ensemble_size", "hardware", "commit")
 SUMMARY_FIELDS = ("row", "what", "runs", "test_error_mean", "test_error_std", "paper_mean", "paper_std",
