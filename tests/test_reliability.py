@@ -1,4 +1,5 @@
 """Nothing a user trained is lost, and nothing wrong passes silently (each case failed before)."""
+import csv
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from capsnet_lib import load_checkpoint, load_pretrained, margin_loss, reconstru
 from capsnet_lib.data.mnist import load_mnist
 from capsnet_lib.train import main as train_main
 from capsnet_lib.training.loop import run_training
-from test_train import tiny
+from test_train import assert_same_weights, tiny, weights
 
 
 def one_epoch(out, **changes):
@@ -294,6 +295,30 @@ def test_a_run_stopped_by_max_steps_mid_epoch_resumes_bit_identically(tmp_path, 
     for name, weight in whole.model.state_dict().items():
         assert torch.equal(weight, split.model.state_dict()[name]), f"{name} differs after the mid-epoch resume"
     assert [r["train_loss"] for r in split.extra["history"]] == [r["train_loss"] for r in whole.extra["history"]]
+
+
+def test_a_cut_epoch_never_leaves_best_pt_as_a_model_no_metrics_row_describes(tmp_path, mnist_root, monkeypatch):
+    """Validation scores chosen so the cut epoch's row (0.9) beats both finished epochs (0.5, 0.7):
+    it must not stay best.pt once the resume replaces that row with its finished epoch's."""
+    real_validate = loop._validate
+    def scored(scores):
+        return lambda *args: {**real_validate(*args), "val_accuracy": next(scores)}
+    monkeypatch.setattr(loop, "_validate", scored(iter([0.5, 0.7])))
+    small = dict(epochs=2, batch_size=16, train_limit=64, val_limit=16)      # 4 steps an epoch
+    run_training(tiny(tmp_path / "whole", **small))
+    monkeypatch.setattr(loop, "_validate", scored(iter([0.5, 0.9, 0.7])))
+    run_training(tiny(tmp_path / "split", max_steps=6, **small))          # epoch 1, then 2 steps of epoch 2
+    run_training(tiny(tmp_path / "split", resume=True, **small))
+    best = load_checkpoint(tmp_path / "split" / "best.pt")
+    rows = list(csv.DictReader(open(tmp_path / "split" / "metrics.csv")))
+    assert [float(r["val_accuracy"]) for r in rows] == [0.5, 0.7]
+    assert (best.extra["epoch"], best.extra["val_accuracy"]) == (2, 0.7)
+    assert_same_weights(weights(tmp_path / "whole" / "best.pt"), weights(tmp_path / "split" / "best.pt"))
+
+
+def test_a_run_cut_inside_its_first_epoch_still_has_a_best_pt(tmp_path, mnist_root):
+    run_training(tiny(tmp_path, epochs=1, max_steps=2, batch_size=16, train_limit=64, val_limit=16))
+    assert load_checkpoint(tmp_path / "best.pt").extra["epoch"] == 1
 
 
 def test_a_training_process_killed_at_random_moments_resumes_to_the_same_weights(tmp_path, mnist_root):

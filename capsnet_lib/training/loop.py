@@ -103,7 +103,7 @@ class RunState:
     history: list = field(default_factory=list)   # one metrics row per finished epoch
     step: int = 0                                 # optimizer steps so far
     epoch: int = 0                                # epochs finished; the next one to train
-    best: float = -1.0                            # the best validation accuracy so far
+    best: float = -1.0                            # the best validation accuracy of a finished epoch so far
     progress: dict = None                         # an epoch cut short by --max-steps: {steps, loss_sum, images}
 
 
@@ -155,7 +155,7 @@ def _train(config, device, parallel, on_epoch_end):
             continue
         _save(out, model, loop.state, _optimization(loop), run_meta(config, runtime),
               None if average is None else average.module)
-        loop.state.best = max(loop.state.best, row["val_accuracy"])
+        loop.state.best = finished_best(loop.state)
         live = f" (live weights {row['live_val_accuracy']:.4%})" if "live_val_accuracy" in row else ""
         print(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}, val accuracy {row['val_accuracy']:.4%}{live}, "
               f"{row['epoch_seconds']:.2f} s + {row['val_seconds']:.2f} s validation, "
@@ -319,15 +319,23 @@ def _save(out, model, state, optimization, meta, validated=None):
     always. An epoch cut short by --max-steps (state.progress) counts as not done in last.pt, and
     a resume finishes it. `optimization` is _optimization's dict; `meta` (run_meta) goes into both.
     last.pt holds `model`, the live weights; best.pt holds `validated`, the weights the row's
-    val_accuracy is of (the average, with --ema), by default `model`."""
+    val_accuracy is of (the average, with --ema), by default `model`.
+
+    A cut epoch's row writes best.pt only while no finished epoch has: a resume replaces that row
+    with the finished epoch's, so best.pt ends as the uninterrupted run's, a row of metrics.csv."""
     row = state.history[-1]
-    if row["val_accuracy"] > state.best:
+    if row["val_accuracy"] > state.best and (state.progress is None or state.best < 0):
         best = model if validated is None else validated
         save_checkpoint(out / "best.pt", best, epoch=row["epoch"], val_accuracy=row["val_accuracy"], **meta)
     save_checkpoint(out / "last.pt", model, epoch=row["epoch"] - (state.progress is not None),
-                    epoch_progress=state.progress, step=state.step, best=max(state.best, row["val_accuracy"]),
+                    epoch_progress=state.progress, step=state.step, best=finished_best(state),
                     history=state.history, **optimization, **meta)
     atomic_write_csv(out / "metrics.csv", metrics_columns(state.history), state.history)
+
+
+def finished_best(state):
+    """The best validation accuracy of a finished epoch, counting the state's last row if it is one."""
+    return state.best if state.progress is not None else max(state.best, state.history[-1]["val_accuracy"])
 
 
 def check_finite(loss, model, step, epoch):
