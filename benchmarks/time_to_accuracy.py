@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from capsnet_lib.cli import reports_errors  # noqa: E402
 from capsnet_lib.data.mnist import TRAIN_SIZE  # noqa: E402
-from capsnet_lib.experiments.table1 import evaluate_once, library_commit, read_test_result  # noqa: E402
+from capsnet_lib.experiments.table1 import TEST_SIZE, current_test_result, evaluate_once, library_commit  # noqa: E402
 from capsnet_lib.training.ensemble import train_ensemble  # noqa: E402
 from capsnet_lib import TrainConfig, run_training  # noqa: E402
 
@@ -30,13 +30,23 @@ THRESHOLDS = (0.990, 0.993, 0.995)
 
 
 def read_metrics(path):
-    """The rows of a run folder's metrics.csv (or of a metrics CSV itself), numbers as floats."""
+    """The rows of a run folder's metrics.csv (or of a metrics CSV itself), numbers as floats;
+    a file without rows, without an epoch or val_accuracy column, or with a word for a number is
+    refused in one line that names it."""
     path = Path(path)
     path = path / "metrics.csv" if path.is_dir() else path
     if not path.is_file():
         raise ValueError(f"no metrics at {path}: give a run folder holding metrics.csv, or a metrics CSV")
     with open(path) as f:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+        rows = list(csv.DictReader(f))
+    missing = [name for name in ("epoch", "val_accuracy") if not rows or name not in rows[0]]
+    if missing:
+        raise ValueError(f"{path} is not a metrics CSV: {'it has no rows' if not rows else 'no ' + ' or '.join(missing)}"
+                         " (expected a header with epoch and val_accuracy, and a row per epoch)")
+    try:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
+    except ValueError as error:
+        raise ValueError(f"{path} holds a value that is not a number ({error})") from None
 
 
 def time_to(rows, threshold, images_per_epoch=TRAIN_SIZE):
@@ -50,9 +60,10 @@ def time_to(rows, threshold, images_per_epoch=TRAIN_SIZE):
 
 
 def test_accuracy(path):
-    """The test accuracy in a run folder's test.json (written by --test or table1), or None."""
+    """The test accuracy in a run folder's test.json (written by --test or table1) while it describes
+    the folder's best.pt, or None."""
     path = Path(path)
-    result = read_test_result(path / "test.json") if path.is_dir() else None
+    result = current_test_result(path) if path.is_dir() else None
     return None if result is None else 1 - result["test_errors"] / result["test_images"]
 
 
@@ -78,6 +89,8 @@ def table(runs):
             cells += (f"{sum(g[0] for g in got) / len(got):>20,.0f}{sum(g[1] for g in got) / len(got):>8.0f}"
                       if all(got) else f"{f'{sum(map(bool, got))} of {len(got)} runs':>20}{'':>8}")
         lines.append(f"{name:<9}{f'mean of {len(runs_of_name)}':<44}{'':>7}{'':>10}{cells}")
+    stale = [str(path) for _, path, _ in runs if (Path(path) / "test.json").is_file() and test_accuracy(path) is None]
+    lines += [f"(not shown: {path}/test.json describes an earlier best.pt; --test measures this one)" for path in stale]
     return lines
 
 
@@ -113,6 +126,19 @@ def train_runs(args):
     return runs
 
 
+def check_arguments(args):
+    """Refuse, before any training, what would report one run twice or test the wrong images."""
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ValueError(f"--seeds repeats a seed ({' '.join(map(str, args.seeds))}): each seed is one run, "
+                         "give each once")
+    if args.runs and len(set(args.runs)) != len(args.runs):
+        raise ValueError(f"--runs names a run twice: {' '.join(r for r in dict.fromkeys(args.runs) if args.runs.count(r) > 1)}")
+    if args.test_limit is not None and not args.test:
+        raise ValueError("--test-limit goes with --test (it says how many test images --test evaluates)")
+    if args.test_limit is not None and not 1 <= args.test_limit <= TEST_SIZE:
+        raise ValueError(f"--test-limit must be in 1..{TEST_SIZE:,} (the test set's size), got {args.test_limit}")
+
+
 @reports_errors
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,6 +159,7 @@ def main(argv=None):
     p.add_argument("--ensemble", action="store_true",
                    help="train each recipe's seeds as one batched ensemble (fast on a GPU; not for fast-ema)")
     args = p.parse_args(argv)
+    check_arguments(args)
     if args.runs:
         if any("=" not in run for run in args.runs):
             raise ValueError(f"--runs takes NAME=PATH pairs, got {args.runs}")

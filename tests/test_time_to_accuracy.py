@@ -67,3 +67,46 @@ def test_it_adds_the_averaged_candidate_trains_ensembles_and_tests_each_run_once
     tested = (tmp_path / "fast" / "seed0" / "test.json").stat().st_mtime_ns
     assert tta.main(argv) == 0                                  # finished runs are read, tested once
     assert (tmp_path / "fast" / "seed0" / "test.json").stat().st_mtime_ns == tested
+
+
+def test_unreadable_metrics_get_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "no_val.csv").write_text("epoch,train_loss\n1,0.3\n")
+    (tmp_path / "word.csv").write_text("epoch,val_accuracy\n1,high\n")
+    for name, message in (("empty.csv", "it has no rows"), ("no_val.csv", "no val_accuracy"), ("word.csv", "not a number")):
+        assert tta.main(["--runs", f"fast={tmp_path / name}"]) == 2
+        err = capsys.readouterr().err
+        assert name in err and message in err and "Traceback" not in err
+
+
+def test_seeds_and_test_limits_are_checked_before_any_training(tmp_path, capsys):
+    for extra, message in ((["--seeds", "0", "0"], "repeats a seed"),
+                           (["--test", "--test-limit", "-5"], "must be in 1..10,000"),
+                           (["--test", "--test-limit", "0"], "must be in 1..10,000"),
+                           (["--test", "--test-limit", "20000"], "must be in 1..10,000"),
+                           (["--test-limit", "50"], "goes with --test")):
+        assert tta.main(["--out", str(tmp_path / "out"), "--device", "cpu"] + extra) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    run = write(tmp_path / "m.csv", [0.99])
+    assert tta.main(["--runs", f"fast={run}", f"fast={run}"]) == 2
+    assert "names a run twice" in capsys.readouterr().err
+
+
+def test_a_test_json_of_an_earlier_best_pt_is_not_shown_as_this_runs(tmp_path, capsys):
+    import json
+    import torch
+    from capsnet_lib import CapsNet
+    from capsnet_lib.training.checkpoint import save_checkpoint, tensor_checksum
+    write(tmp_path / "metrics.csv", [0.99])
+    torch.manual_seed(0)
+    earlier = CapsNet(routing_iterations=1, reconstruction=False)
+    (tmp_path / "test.json").write_text(json.dumps({"test_errors": 123, "test_images": 10000, "test_error_percent": 1.23,
+                                                    "checkpoint_checksum": tensor_checksum(earlier.state_dict())}))
+    save_checkpoint(tmp_path / "best.pt", earlier, epoch=1, val_accuracy=0.99)
+    assert tta.test_accuracy(tmp_path) == 1 - 0.0123                       # it describes this best.pt
+    save_checkpoint(tmp_path / "best.pt", CapsNet(routing_iterations=1, reconstruction=False), epoch=1, val_accuracy=0.99)
+    assert tta.test_accuracy(tmp_path) is None
+    assert tta.main(["--runs", f"fast={tmp_path}"]) == 0
+    out = capsys.readouterr().out
+    assert "98.77%" not in out and "describes an earlier best.pt" in out

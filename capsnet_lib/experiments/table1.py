@@ -147,6 +147,18 @@ def read_test_result(path):
     return result
 
 
+def current_test_result(out):
+    """A run folder's test.json while it describes the folder's best.pt (its weights' checksum), else
+    None: none stored, or one left from an earlier best.pt. A folder kept without best.pt (as
+    committed) is described by its test.json alone."""
+    out = Path(out)
+    stored = read_test_result(out / "test.json")
+    if stored is None or not (out / "best.pt").is_file():
+        return stored
+    checksum = tensor_checksum(load_checkpoint(out / "best.pt").model.state_dict())
+    return stored if stored.get("checkpoint_checksum") == checksum else None
+
+
 def stored_results(out, table):
     """{(row, seed): test result} of every run of the table's rows under OUT that has a test.json,
     so a call for some rows or seeds keeps the others in the CSVs."""
