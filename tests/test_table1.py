@@ -90,6 +90,34 @@ def test_an_ensemble_table_with_a_time_budget_plans_trains_and_reports(tmp_path,
     assert {r["row"] for r in csv.DictReader(open(tmp_path / "runs.csv"))} == {"routing1", "routing1_recon", "routing3"}
 
 
+def test_an_ensemble_table_killed_inside_its_per_member_saves_heals_on_the_next_call(tmp_path, mnist_root,
+                                                                                      monkeypatch, capsys):
+    """Killed in epoch 2's saves after member seed0's last.pt, before its metrics.csv: seed0 stands
+    at epoch 2 and seed1 at epoch 1, and the next call finishes and reports both."""
+    import capsnet_lib.training.loop as loop
+    argv = ["--seeds", "2", "--epochs", "2", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",
+            "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download", "--rows", "routing1",
+            "--ensemble", "--out", str(tmp_path)]
+    real_write = loop.atomic_write_csv
+    def killed_in_epoch_two(path, columns, rows):
+        if "seed0" in str(path) and len(rows) == 2:
+            raise KeyboardInterrupt
+        real_write(path, columns, rows)
+    monkeypatch.setattr(loop, "atomic_write_csv", killed_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        table1_main(argv)
+    assert load_checkpoint(tmp_path / "routing1" / "seed0" / "last.pt").extra["epoch"] == 2
+    assert load_checkpoint(tmp_path / "routing1" / "seed1" / "last.pt").extra["epoch"] == 1
+    monkeypatch.setattr(loop, "atomic_write_csv", real_write)
+    assert table1_main(argv) == 0
+    assert "stand at epochs 1 (1), 2 (1)" in capsys.readouterr().err
+    runs = list(csv.DictReader(open(tmp_path / "runs.csv")))
+    assert sorted((r["seed"], r["epochs"]) for r in runs) == [("0", "2"), ("1", "2")]
+    for seed in (0, 1):
+        rows = list(csv.DictReader(open(tmp_path / "routing1" / f"seed{seed}" / "metrics.csv")))
+        assert [r["epoch"] for r in rows] == ["1", "2"]
+
+
 def test_a_stored_test_result_is_measured_again_when_its_checkpoint_changed(tmp_path, mnist_root):
     def table(epochs, test_limit=20):
         return table1_main(["--seeds", "1", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",

@@ -37,9 +37,9 @@ from ..losses import capsnet_loss
 from ..model import check_images, check_labels
 from . import distributed, run_folder
 from .config import TrainConfig
-from .files import remove_stale_temp_files
+from .files import atomic_write_csv, remove_stale_temp_files
 from .loop import (RunState, _load_splits, _save, _seed_lock, _synchronized_clock, check_finite, epoch_generator,
-                   load_resumable, make_model, make_optimizer, past_deadline, run_meta)
+                   load_resumable, make_model, make_optimizer, metrics_columns, past_deadline, run_meta)
 from .runtime import setup_runtime
 from .schedules import make_schedule
 
@@ -192,19 +192,27 @@ def _save_members(ensemble, rows, runtime):
         ensemble.best[k] = max(ensemble.best[k], row["val_accuracy"])
 
 
-def resume_ensemble(ensemble, runtime):
-    """Load every member's last.pt into the stacked state; all must stand at the same epoch."""
+def saved_states(configs, members, runtime):
+    """Each member's last.pt loaded into its lone model: its training state, or None for a member
+    with no last.pt. Its metrics.csv is rewritten from that state, as a lone run's resume does (a
+    kill between a member's last.pt and its metrics.csv)."""
     states = []
-    for config, member in zip(ensemble.configs, ensemble.members):
-        state = load_resumable(Path(config.out), member, config, runtime.precision, runtime.device)
+    for config, member in zip(configs, members):
+        out = Path(config.out)
+        if not (config.resume and (out / "last.pt").is_file()):
+            states.append(None)
+            continue
+        state = load_resumable(out, member, config, runtime.precision, runtime.device)
         if state.get("epoch_progress"):
-            raise ValueError(f"{Path(config.out) / 'last.pt'} was stopped inside an epoch; resume it alone: "
+            raise ValueError(f"{out / 'last.pt'} was stopped inside an epoch; resume it alone: "
                              f"python -m capsnet_lib.train --resume --out {config.out}")
+        atomic_write_csv(out / "metrics.csv", metrics_columns(state["history"]), state["history"])
         states.append(state)
-    points = {(s["epoch"], s["step"]) for s in states}
-    if len(points) > 1:
-        raise ValueError("an ensemble's members must stand at the same epoch to be resumed together; they stand at "
-                         + ", ".join(f"{c.out}: epoch {s['epoch']}" for c, s in zip(ensemble.configs, states)))
+    return states
+
+
+def resume_ensemble(ensemble, states):
+    """Stack the members' saved states (saved_states, all at one epoch) into the ensemble."""
     _stack_optimizer_states(ensemble, [s["optimizer"] for s in states])
     with torch.no_grad():
         for k, member in enumerate(ensemble.members):
@@ -238,27 +246,40 @@ def _stack_optimizer_states(ensemble, member_states):
 def train_ensemble(configs, log=lambda line: print(line, file=sys.stderr)):
     """Train every config as a member of one batched step (configs[0].deadline, if set, stops it
     after the epoch in which that time passes). Each member's folder is claimed as a lone run's:
-    an existing run is refused unless the configs say resume (then all members continue together)
-    or overwrite. Returns {out: the metrics rows of the epochs trained now}."""
+    an existing run is refused unless the configs say resume (then the members continue from their
+    last.pt) or overwrite. Members that stand at different epochs (a kill inside an epoch's
+    per-member saves) continue as one ensemble per epoch, the members behind first: a member's
+    training is its lone run's whatever ensemble it is in. Returns {out: the metrics rows of the
+    epochs trained now}."""
     check_ensemble(configs)
     first = configs[0]
     runtime = setup_runtime(first.device, first.precision)
     with contextlib.ExitStack() as locks:
-        resuming = []
         for config in configs:
             run_folder.make_writable(config.out)
             locks.enter_context(run_folder.locked(config.out))
             for name in run_folder.claim(config.out, config.resume, config.overwrite):
                 (Path(config.out) / name).unlink()
             remove_stale_temp_files(config.out)
-            resuming.append(config.resume and (Path(config.out) / "last.pt").is_file())
-        if any(resuming) and not all(resuming):
-            raise ValueError("resume an ensemble whole: some members have a last.pt and some do not ("
-                             + ", ".join(c.out for c, r in zip(configs, resuming) if not r) + " have none)")
-        ensemble = build_ensemble(configs, runtime.device)
-        if all(resuming):
-            resume_ensemble(ensemble, runtime)
-        return _train(ensemble, runtime, log)
+        with _seed_lock:   # the global RNG initialises the weights; sweep threads take turns
+            members = [make_model(c).to(runtime.device) for c in configs]
+        states = saved_states(configs, members, runtime)
+        by_epoch = {}
+        for member in zip(configs, states, members):
+            by_epoch.setdefault(0 if member[1] is None else member[1]["epoch"], []).append(member)
+        if len(by_epoch) > 1:
+            log("the ensemble's members stand at epochs " + ", ".join(
+                f"{epoch} ({len(group)})" for epoch, group in sorted(by_epoch.items())) + "; each epoch's members "
+                "continue as an ensemble of their own")
+        trained = {}
+        for epoch, group in sorted(by_epoch.items()):
+            group_configs, group_states, group_members = zip(*group)
+            ensemble = build_ensemble(list(group_configs), runtime.device)
+            if epoch > 0:
+                ensemble.members = list(group_members)
+                resume_ensemble(ensemble, group_states)
+            trained.update(_train(ensemble, runtime, log))
+        return {c.out: trained[c.out] for c in configs}
 
 
 def _train(ensemble, runtime, log):
