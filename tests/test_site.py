@@ -193,6 +193,24 @@ def test_the_figure4_page_decodes_in_the_browser_with_no_kernel_and_no_network(s
             browser.close()
 
 
+def test_the_figure4_page_opened_as_a_file_says_how_to_open_it(site):
+    """Double-clicked (file://), the page cannot load its module script or files; it must say so at
+    once, not stay at 'Loading the decoder'."""
+    required("Chromium", CHROMIUM)
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page()
+            page.goto((site / "figure4.html").as_uri())
+            page.wait_for_function("window.figure4 && window.figure4.error", timeout=10_000)
+            text = page.locator("#figure4").text_content()
+            assert "Loading the decoder" not in text
+            assert "file://" in text and "python -m http.server -d build/site" in text
+        finally:
+            browser.close()
+
+
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=[
         "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -117,8 +117,4 @@ async function start(root) {
 }
 
 const root = document.getElementById("figure4");
-start(root).catch((error) => {
-  root.textContent = `The interactive figure could not start: ${error.message}. Serve the site over HTTP ` +
-                     "(e.g. python -m http.server in the built folder); browsers do not fetch files from file:// pages.";
-  window.figure4 = { error: error.message };
-});
+start(root).catch((error) => figure4CannotStart(error.message));      // defined by the page (figure4.md)
