@@ -33,10 +33,13 @@ def main(argv=None):
                    help="mnist; translated40 or affnist_style (40x40, Sec. 5.2); multimnist (36x36, Sec. 6)")
     p.add_argument("--affnist", default=None, metavar="FILE", help="a real affNIST .mat file to evaluate on "
                    "instead (40x40; needs scipy)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N digits of the split, or images of "
+                   "the file (quick checks; a generated set is then built from those digits)")
     args = p.parse_args(argv)
     tune_cpu_allocator()     # a process-wide setting: the command owns its process (see training/runtime.py)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    for name in ("batch_size", "limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     runtime = setup_runtime(args.device, args.precision)
     model = runtime.move_model(load_checkpoint(args.checkpoint).model)
     task = TEST_SETS["affnist_style" if args.affnist else args.dataset]
@@ -46,7 +49,7 @@ def main(argv=None):
                          f"{'affNIST' if args.affnist else args.dataset} has {task.image_size}x{task.image_size}")
     if args.dataset != "mnist" or args.affnist:
         return _report_generated(args, task, model, runtime)
-    images, labels = load_mnist(args.split, args.data_root, args.download)
+    images, labels = (t[:args.limit] for t in load_mnist(args.split, args.data_root, args.download))
     report = error_report(predict(model, images.to(runtime.device), args.batch_size, runtime.precision), labels)
     print(f"{args.split} accuracy: {report['accuracy']:.4%} ({report['errors']} errors in "
           f"{report['total']} images; {runtime.device}, {runtime.precision})")
@@ -57,10 +60,10 @@ def main(argv=None):
 def _report_generated(args, task, model, runtime):
     """Accuracy on a generated test set (or a real affNIST file); prints it, returns 0."""
     if args.affnist:
-        images, labels = load_affnist(args.affnist)
+        images, labels = (t[:args.limit] for t in load_affnist(args.affnist))
         images, targets, what = to_float(images).to(runtime.device), labels.to(runtime.device), f"affNIST file {args.affnist}"
     else:
-        digits, labels = load_mnist(args.split, args.data_root, args.download)
+        digits, labels = (t[:args.limit] for t in load_mnist(args.split, args.data_root, args.download))
         images, targets = task.fixed_set(digits, labels, runtime.device)
         what = f"{args.dataset} ({args.split} digits)"
     right = accuracy(task, model, images, targets, runtime.precision, args.batch_size)

@@ -278,6 +278,8 @@ def test_unknown_devices_and_a_zero_batch_are_refused_in_one_line(tmp_path, caps
         pick_device("meta")
     assert evaluate_main([str(pretrained_path()), "--batch-size", "0"]) == 2
     assert "--batch-size must be >= 1" in capsys.readouterr().err
+    assert evaluate_main([str(pretrained_path()), "--limit", "-5"]) == 2
+    assert "--limit must be >= 1, got -5" in capsys.readouterr().err
 
 
 # --- a resumed run is the uninterrupted run, wherever it stopped ------------------------------------

@@ -66,10 +66,11 @@ def test_evaluate_reports_generated_sets_and_refuses_a_model_of_another_image_si
                        "--train-limit", "16", "--val-limit", "8", "--device", "cpu", "--no-download",
                        "--no-progress", "--data-root", str(mnist_root), "--out", str(tmp_path / "t40")]) == 0
     checkpoint = str(tmp_path / "t40" / "best.pt")
-    common = ["--device", "cpu", "--no-download", "--data-root", str(mnist_root), "--split", "val"]
+    common = ["--device", "cpu", "--no-download", "--data-root", str(mnist_root), "--split", "val", "--limit", "20"]
     for dataset in ("translated40", "affnist_style"):
         assert evaluate_main([checkpoint, "--dataset", dataset] + common) == 0
-        assert f"accuracy on {dataset} (val digits)" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"accuracy on {dataset} (val digits)" in out and "of 20 images" in out
     assert evaluate_main([checkpoint] + common) == 2                    # MNIST is 28x28
     assert "takes 40x40 images" in capsys.readouterr().err
     scipy_io = pytest.importorskip("scipy.io")
@@ -91,9 +92,9 @@ def test_the_baseline_cnn_trains_on_translated_digits_and_is_tested_on_the_affin
     run_training(quick(tmp_path / "cnn", mnist_root, dataset="translated40", model="baseline_cnn"))
     saved = load_checkpoint(tmp_path / "cnn" / "best.pt")
     assert saved.config == {"model": "baseline_cnn", "dropout": 0.5, "image_size": 40}
-    common = ["--device", "cpu", "--no-download", "--data-root", str(mnist_root), "--split", "val"]
+    common = ["--device", "cpu", "--no-download", "--data-root", str(mnist_root), "--split", "val", "--limit", "20"]
     assert evaluate_main([str(tmp_path / "cnn" / "best.pt"), "--dataset", "affnist_style"] + common) == 0
-    assert "accuracy on affnist_style (val digits)" in capsys.readouterr().out
+    assert "accuracy on affnist_style (val digits): " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dataset", list(TASKS))
