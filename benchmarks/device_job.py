@@ -47,9 +47,9 @@ BENCHMARK_ROWS = ["plain-fp32", "default", "ensemble-1", "ensemble-5", "ensemble
 SHARES = {"r": 0.4, "b": 0.55, "c": 0.5}   # of the time left when the part starts; d takes the rest
 RECIPE_EPOCHS = {"paper": 16, "fast": 6}        # fast-ema is the fast recipe with --ema
 RESERVE = 25                            # seconds kept for evaluation and packing at the end
-REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit", "20", "--batch-size", "16",
+REHEARSAL = ["--train-limit", "8", "--val-limit", "8", "--test-limit", "8", "--batch-size", "4",
              "--precision", "fp32"]
-RECIPES_REHEARSAL = ["--train-limit", "32", "--val-limit", "16", "--test-limit", "20", "--warmup-steps", "1",
+RECIPES_REHEARSAL = ["--train-limit", "8", "--val-limit", "8", "--test-limit", "8", "--warmup-steps", "1",
                      "--paper-epochs", "1"]
 
 
@@ -234,7 +234,7 @@ def run_parts(job, args):
     tables = job.work / "tables"
 
     bench = ["benchmarks/train_step.py", "--rows"] + BENCHMARK_ROWS + (
-        ["--batch-size", "4", "--steps", "1"] if args.rehearsal else ["--steps", "20"])
+        ["--batch-size", "1", "--steps", "1"] if args.rehearsal else ["--steps", "20"])
     _, output = job.run("a", bench, min(120, job.left() - RESERVE))
     (job.out / "benchmark.txt").write_text(output)
 
