@@ -110,11 +110,12 @@ def run_table(args, table, log):
     configs = {key: config for key, config in configs.items() if key not in committed}
     for config in configs.values():
         check_run_folder(config)
-    configs = train_all(configs, args.ensemble, args.parallel, args.time_budget, args.out, log)
     commit = library_commit()
-    for config in configs.values():     # finished runs, and runs a deadline stopped after an epoch
+    test = lambda config: evaluate_once(config, commit, args.test_limit)
+    configs = train_all(configs, args.ensemble, args.parallel, args.time_budget, args.out, log, on_finished=test)
+    for config in configs.values():     # finished runs (read again), and runs a deadline stopped after an epoch
         if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
-            evaluate_once(config, commit, args.test_limit)
+            test(config)
 
 
 def write_tables(out, table):

@@ -118,6 +118,21 @@ def test_an_ensemble_table_killed_inside_its_per_member_saves_heals_on_the_next_
         assert [r["epoch"] for r in rows] == ["1", "2"]
 
 
+def test_each_run_is_tested_as_it_finishes_so_a_kill_in_the_next_one_loses_nothing(tmp_path, mnist_root, monkeypatch):
+    import capsnet_lib.experiments.sweep as sweep
+    real_training = sweep.run_training
+    def killed_in_seed1(config):
+        if config.seed == 1:
+            raise KeyboardInterrupt
+        return real_training(config)
+    monkeypatch.setattr(sweep, "run_training", killed_in_seed1)
+    with pytest.raises(KeyboardInterrupt):
+        table1_main(["--seeds", "2", "--epochs", "1", "--batch-size", "16", "--train-limit", "16", "--val-limit", "16",
+                     "--test-limit", "20", "--device", "cpu", "--precision", "fp32", "--no-download", "--parallel", "1",
+                     "--rows", "routing1", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "routing1" / "seed0" / "test.json").read_text())["test_images"] == 20
+
+
 def test_a_stored_test_result_is_measured_again_when_its_checkpoint_changed(tmp_path, mnist_root):
     def table(epochs, test_limit=20):
         return table1_main(["--seeds", "1", "--batch-size", "16", "--train-limit", "32", "--val-limit", "16",

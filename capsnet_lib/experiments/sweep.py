@@ -76,11 +76,12 @@ def devices_for(device_name):
     return [device]
 
 
-def run_sweep(configs, parallel=1, log=print):
+def run_sweep(configs, parallel=1, log=print, on_finished=None):
     """Train every config (each with its own `out`), `parallel` at a time on each device.
 
-    Finished runs are skipped; unfinished ones resume. Returns {out: the metrics rows of the
-    epochs trained by this call} ([] for a run finished earlier).
+    Finished runs are skipped; unfinished ones resume. `on_finished(config)` is called as each run
+    trained now finishes its epochs (table1 tests it then, so a later kill cannot lose it). Returns
+    {out: the metrics rows of the epochs trained by this call} ([] for a run finished earlier).
     """
     outs = [str(Path(c.out)) for c in configs]
     if len(set(outs)) != len(outs):
@@ -104,9 +105,12 @@ def run_sweep(configs, parallel=1, log=print):
     def one_run(config):
         device = free.get()
         try:
-            return _run_on(config, device, log)
+            history = _run_on(config, device, log)
         finally:
             free.put(device)
+        if on_finished is not None and epochs_done(config) >= config.epochs:
+            on_finished(config)
+        return history
 
     results = {c.out: [] for c in configs}
     with ThreadPoolExecutor(max_workers=max(len(slots), 1)) as pool:

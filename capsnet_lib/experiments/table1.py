@@ -216,10 +216,11 @@ def jobs(configs, ensemble):
     return list(groups.values())
 
 
-def train_all(configs, ensemble, parallel, time_budget, out, log):
+def train_all(configs, ensemble, parallel, time_budget, out, log, on_finished=lambda config: None):
     """Train the unfinished runs {key: config} (resuming those begun): as ensembles where they can share
     a step if `ensemble`, the rest `parallel` at a time per device, within `time_budget` seconds if
-    given (its plan is written to `out`). Returns the configs as trained (with the planned epochs)."""
+    given (its plan is written to `out`); `on_finished(config)` as each run finishes its epochs.
+    Returns the configs as trained (with the planned epochs)."""
     todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     if todo and time_budget is not None:
         epochs, deadline = plan_epochs(jobs(todo, ensemble), time_budget, todo[0].epochs, out, log)
@@ -232,7 +233,10 @@ def train_all(configs, ensemble, parallel, time_budget, out, log):
     for job in jobs(todo, ensemble):
         if len(job) > 1 or (ensemble and job[0].model == "capsnet"):
             train_ensemble([replace(c, resume=True) for c in job], log=log)
+            for config in job:
+                if epochs_done(config) >= config.epochs:
+                    on_finished(config)
         else:
             alone.extend(job)
-    run_sweep(alone, parallel, log=log)
+    run_sweep(alone, parallel, log=log, on_finished=on_finished)
     return configs
