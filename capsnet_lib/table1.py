@@ -112,7 +112,7 @@ def run_table(args, table, log):
         check_run_folder(config)
     commit = library_commit()
     test = lambda config: evaluate_once(config, commit, args.test_limit)
-    configs = train_all(configs, args.ensemble, args.parallel, args.time_budget, args.out, log, on_finished=test)
+    configs = train_all(configs, args, log, on_finished=test)
     for config in configs.values():     # finished runs (read again), and runs a deadline stopped after an epoch
         if epochs_done(config) >= (1 if config.deadline is not None else config.epochs):
             test(config)

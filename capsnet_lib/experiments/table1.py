@@ -216,14 +216,15 @@ def jobs(configs, ensemble):
     return list(groups.values())
 
 
-def train_all(configs, ensemble, parallel, time_budget, out, log, on_finished=lambda config: None):
-    """Train the unfinished runs {key: config} (resuming those begun): as ensembles where they can share
-    a step if `ensemble`, the rest `parallel` at a time per device, within `time_budget` seconds if
-    given (its plan is written to `out`); `on_finished(config)` as each run finishes its epochs.
-    Returns the configs as trained (with the planned epochs)."""
-    todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
-    if todo and time_budget is not None:
-        epochs, deadline = plan_epochs(jobs(todo, ensemble), time_budget, todo[0].epochs, out, log)
+def train_all(configs, options, log, on_finished=lambda config: None):
+    """Train the unfinished runs {key: config} (resuming those begun), as the table command's
+    `options` say: as ensembles where they can share a step if options.ensemble, the rest
+    options.parallel at a time per device, within options.time_budget seconds if given (its plan is
+    written to options.out); `on_finished(config)` as each run finishes its epochs. Returns the
+    configs as trained (with the planned epochs)."""
+    ensemble, todo = options.ensemble, [c for c in configs.values() if epochs_done(c) < c.epochs]
+    if todo and options.time_budget is not None:
+        epochs, deadline = plan_epochs(jobs(todo, ensemble), options.time_budget, todo[0].epochs, options.out, log)
         configs = {key: replace(c, epochs=epochs, deadline=deadline) for key, c in configs.items()}
         todo = [c for c in configs.values() if epochs_done(c) < c.epochs]
     for config in configs.values():
@@ -238,5 +239,5 @@ def train_all(configs, ensemble, parallel, time_budget, out, log, on_finished=la
                     on_finished(config)
         else:
             alone.extend(job)
-    run_sweep(alone, parallel, log=log, on_finished=on_finished)
+    run_sweep(alone, options.parallel, log=log, on_finished=on_finished)
     return configs
