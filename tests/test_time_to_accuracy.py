@@ -40,8 +40,8 @@ def test_bad_runs_get_one_line(tmp_path, capsys):
 
 
 def test_it_trains_both_recipes_and_resumes_instead_of_retraining(tmp_path, mnist_root, capsys):
-    argv = ["--seeds", "0", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "64",
-            "--val-limit", "64", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu"]
+    argv = ["--seeds", "0", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "16",
+            "--val-limit", "16", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu"]
     assert tta.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["paper", "fast", "paper", "fast"]
@@ -53,9 +53,9 @@ def test_it_trains_both_recipes_and_resumes_instead_of_retraining(tmp_path, mnis
 
 
 def test_it_adds_the_averaged_candidate_trains_ensembles_and_tests_each_run_once(tmp_path, mnist_root, capsys):
-    argv = ["--seeds", "0", "1", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "64",
-            "--val-limit", "64", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu",
-            "--ema", "0.9", "--test", "--test-limit", "50", "--ensemble"]
+    argv = ["--seeds", "0", "1", "--out", str(tmp_path), "--paper-epochs", "1", "--train-limit", "16",
+            "--val-limit", "16", "--warmup-steps", "2", "--data-root", str(mnist_root), "--device", "cpu",
+            "--ema", "0.9", "--test", "--test-limit", "20", "--ensemble"]
     assert tta.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["paper"] * 2 + ["fast"] * 2 + ["fast-ema"] * 2 + [
