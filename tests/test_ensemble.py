@@ -19,7 +19,7 @@ MEMBERS = [dict(seed=0), dict(seed=1, reconstruction=False), dict(seed=2, recons
 
 
 def tiny(out, **changes):
-    settings = dict(epochs=1, batch_size=16, train_limit=64, val_limit=32, out=str(out), download=False,
+    settings = dict(epochs=1, batch_size=16, train_limit=32, val_limit=16, out=str(out), download=False,
                     progress=False, device="cpu", precision="fp32")
     return TrainConfig(**{**settings, **changes})
 
@@ -38,9 +38,9 @@ def lone_losses(config, train_x, train_y, steps):
 
 
 def test_an_ensemble_step_gives_each_member_the_losses_of_its_lone_run(tmp_path, mnist_root):
-    configs = [tiny(tmp_path / str(k), **m, train_limit=352) for k, m in enumerate(MEMBERS)]
-    train_x, train_y = (t[:352] for t in load_mnist("train", mnist_root, download=False))
-    steps, runtime = 22, setup_runtime("cpu", "fp32")
+    configs = [tiny(tmp_path / str(k), **m, train_limit=128) for k, m in enumerate(MEMBERS)]
+    train_x, train_y = (t[:128] for t in load_mnist("train", mnist_root, download=False))
+    steps, runtime = 8, setup_runtime("cpu", "fp32")
     ensemble = build_ensemble(configs, runtime.device)
     streams = [TASKS["mnist"].batches(train_x, train_y, 16, epoch_generator(c, 0, train_x.device)) for c in configs]
     together = []
@@ -73,7 +73,7 @@ def test_each_member_writes_a_lone_runs_folder_that_resumes(tmp_path, mnist_root
     # a lone run can take over a member's folder: train --resume accepts its last.pt
     lone = run_training(tiny(tmp_path / "ens" / "1", **MEMBERS[1], epochs=3, resume=True))
     assert [r["epoch"] for r in lone] == [1, 2, 3]          # the history it continued, then epoch 3
-    assert evaluate_main([str(tmp_path / "ens" / "0" / "best.pt"), "--device", "cpu", "--no-download"]) == 0
+    assert evaluate_main([str(tmp_path / "ens" / "0" / "best.pt"), "--device", "cpu", "--no-download", "--limit", "100"]) == 0
 
 
 def test_a_resumed_ensemble_equals_an_uninterrupted_one(tmp_path, mnist_root):
