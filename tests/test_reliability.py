@@ -333,7 +333,7 @@ def test_a_training_process_killed_at_random_moments_resumes_to_the_same_weights
     import random
     import time
     epochs = 5
-    settings = ["--epochs", str(epochs), "--batch-size", "32", "--train-limit", "256", "--val-limit", "32",
+    settings = ["--epochs", str(epochs), "--batch-size", "32", "--train-limit", "128", "--val-limit", "32",
                 "--device", "cpu", "--precision", "fp32", "--no-download", "--no-progress", "--resume"]
     command = [sys.executable, "-m", "capsnet_lib.train"] + settings
     subprocess.run(command + ["--out", str(tmp_path / "whole")], check=True, capture_output=True, timeout=600)
