@@ -1,4 +1,4 @@
-"""TrainConfig: one training run's settings, and the one place every option is checked."""
+"""TrainConfig: one training run's settings and their checks (TrainConfig.check, run before any work)."""
 import math
 from dataclasses import dataclass
 

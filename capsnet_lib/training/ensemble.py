@@ -6,7 +6,7 @@ kernels (H200: 26k images/s for the whole step, 150k for its PrimaryCaps convolu
 
 Each member is exactly a lone `python -m capsnet_lib.train` run of its config:
 - its initial weights: torch.manual_seed(seed), then the model, as the training loop builds it (loop.make_model);
-- its data: its own generator seeded by (seed, epoch) (train.epoch_generator), so it sees a lone
+- its data: its own generator seeded by (seed, epoch) (loop.epoch_generator), so it sees a lone
   run's batch order and shifts;
 - its Adam: Adam is elementwise, so one Adam over the stacked weights is K lone Adams;
 - its folder: metrics.csv, best.pt and last.pt as the training command writes them, so evaluate,
